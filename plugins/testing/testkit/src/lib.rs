@@ -1,0 +1,311 @@
+//! `testkit`: a deliberately hostile, configurable stage plugin for the host's tests.
+//!
+//! `with.behavior` selects what it does:
+//!
+//! | behavior | with | effect |
+//! |---|---|---|
+//! | `pass` | `outputs`, `read_inputs` | pass; outputs = `outputs` (echoed); if `read_inputs` is non-empty, outputs becomes an object (from `outputs` if it is one) with `inputs = {name: input(name)}` |
+//! | `fail` | `message` | one failing check with `message` |
+//! | `inconclusive` | `message` | one inconclusive check |
+//! | `sleep` | `ms` | `std::thread::sleep` (blocking host call), then pass |
+//! | `spin` | | infinite CPU loop |
+//! | `membomb` | | allocate and touch 1 MiB chunks forever |
+//! | `flood` | `bytes` (100 MB) | write `bytes` to stdout in 64 KiB writes, then pass |
+//! | `print` | `text` | `text` to stdout, stderr and log::info, then pass |
+//! | `read-file` | `path` | pass with `content` in outputs, or fail with the io error |
+//! | `write-file` | `path`, `text` | pass, or fail with the io error |
+//! | `list-dir` | `path` | pass with sorted `entries` in outputs, or fail |
+//! | `tcp` | `addr` | `TcpStream::connect`; pass if connected, fail with the error |
+//! | `http` | `url`, `timeout_ms` (5000) | SDK `http::get`; pass with status evidence, fail with the error |
+//! | `env` | | outputs every env var it sees as an object |
+//! | `secret-echo` | `var` | prints/logs the value plain, base64 and URL-encoded; also in check message and outputs |
+//! | `panic` | `message` | `panic!("testkit panic: {message}")` |
+//! | `trap` | | `unreachable` instruction |
+//! | `escapes` | | ANSI/OSC escapes and BEL in stdout, log and a check message |
+//!
+//! Anything else: a failing check naming the unknown behavior.
+
+use std::io::Write;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use valero_sdk::{Check, Plugin, Report, http, log};
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct With {
+    behavior: String,
+    outputs: Option<Value>,
+    read_inputs: Vec<String>,
+    message: Option<String>,
+    ms: u64,
+    bytes: Option<u64>,
+    text: String,
+    path: String,
+    addr: String,
+    url: String,
+    timeout_ms: Option<u64>,
+    var: String,
+}
+
+const ESCAPES: &str = "\x1b[31mred\x1b[0m \x1b]0;title\x07 bell\x07 done";
+
+struct Testkit;
+
+impl Plugin for Testkit {
+    fn run() -> Report {
+        let with: With = match valero_sdk::config() {
+            Ok(with) => with,
+            Err(e) => return Report::fail(e),
+        };
+        let behavior = with.behavior.as_str();
+        match behavior {
+            "pass" => pass(&with),
+            "fail" => single(
+                Check::fail(behavior).message(with.message.as_deref().unwrap_or("testkit failure")),
+            ),
+            "inconclusive" => single(
+                Check::inconclusive(behavior)
+                    .message(with.message.as_deref().unwrap_or("testkit undecided")),
+            ),
+            "sleep" => {
+                std::thread::sleep(Duration::from_millis(with.ms));
+                single(Check::pass(behavior).message(format!("slept {} ms", with.ms)))
+            }
+            "spin" => spin(),
+            "membomb" => membomb(),
+            "flood" => flood(with.bytes.unwrap_or(100_000_000)),
+            "print" => {
+                println!("{}", with.text);
+                eprintln!("{}", with.text);
+                log::info(&with.text);
+                single(Check::pass(behavior).message("printed"))
+            }
+            "read-file" => io_result(
+                behavior,
+                &with.path,
+                std::fs::read_to_string(&with.path),
+                |content| json!({ "content": content }),
+            ),
+            "write-file" => io_result(
+                behavior,
+                &with.path,
+                std::fs::write(&with.path, &with.text),
+                |()| json!({ "written": with.text.len() }),
+            ),
+            "list-dir" => io_result(
+                behavior,
+                &with.path,
+                list_dir(&with.path),
+                |entries| json!({ "entries": entries }),
+            ),
+            "tcp" => match std::net::TcpStream::connect(&with.addr) {
+                Ok(_) => {
+                    single(Check::pass(behavior).message(format!("connected to {}", with.addr)))
+                }
+                Err(e) => single(
+                    Check::fail(behavior).message(format!("connect to {} failed: {e}", with.addr)),
+                ),
+            },
+            "http" => {
+                let timeout = Duration::from_millis(with.timeout_ms.unwrap_or(5000));
+                match http::get(&with.url, timeout) {
+                    Ok(resp) => Report::from_checks(
+                        behavior,
+                        vec![
+                            Check::pass(behavior)
+                                .evidence("status", resp.status)
+                                .evidence("url", &with.url),
+                        ],
+                    )
+                    .outputs(json!({ "status": resp.status, "body": resp.text() })),
+                    Err(e) => single(Check::fail(behavior).message(e)),
+                }
+            }
+            "env" => {
+                let vars: Map<String, Value> = std::env::vars()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
+                single(Check::pass(behavior)).outputs(Value::Object(vars))
+            }
+            "secret-echo" => secret_echo(&with.var),
+            "panic" => panic!(
+                "testkit panic: {}",
+                with.message.as_deref().unwrap_or("boom")
+            ),
+            "trap" => trap(),
+            "escapes" => {
+                println!("{ESCAPES}");
+                log::info(ESCAPES);
+                single(Check::pass(behavior).message(ESCAPES))
+            }
+            "" => Report::from_checks(
+                "missing `with.behavior`",
+                vec![Check::fail("behavior").message("set `with.behavior`, e.g. \"pass\"")],
+            ),
+            other => {
+                let message = format!("unknown testkit behavior {other:?}");
+                Report::from_checks(&message, vec![Check::fail("behavior").message(&message)])
+            }
+        }
+    }
+}
+
+/// A report with one check, summarised by the check's name.
+fn single(check: Check) -> Report {
+    Report::from_checks(format!("testkit {}", check.name()), vec![check])
+}
+
+fn pass(with: &With) -> Report {
+    let mut outputs = with.outputs.clone().unwrap_or(Value::Null);
+    if !with.read_inputs.is_empty() {
+        let inputs: Map<String, Value> = with
+            .read_inputs
+            .iter()
+            .map(|name| (name.clone(), valero_sdk::input(name).unwrap_or(Value::Null)))
+            .collect();
+        let mut object = match outputs {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        object.insert("inputs".to_string(), Value::Object(inputs));
+        outputs = Value::Object(object);
+    }
+    single(Check::pass("pass")).outputs(outputs)
+}
+
+fn io_result<T>(
+    behavior: &str,
+    path: &str,
+    result: std::io::Result<T>,
+    outputs: impl FnOnce(T) -> Value,
+) -> Report {
+    match result {
+        Ok(value) => single(Check::pass(behavior).evidence("path", path)).outputs(outputs(value)),
+        Err(e) => single(
+            Check::fail(behavior)
+                .message(format!("{path}: {e}"))
+                .evidence("path", path),
+        ),
+    }
+}
+
+fn list_dir(path: &str) -> std::io::Result<Vec<String>> {
+    let mut names = std::fs::read_dir(path)?
+        .map(|entry| entry.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    names.sort();
+    Ok(names)
+}
+
+fn spin() -> ! {
+    let mut counter = 0u64;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
+    }
+}
+
+fn membomb() -> ! {
+    const CHUNK: usize = 1 << 20;
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = Vec::with_capacity(CHUNK);
+        chunk.resize(CHUNK, 0xA5u8);
+        hoard.push(std::hint::black_box(chunk));
+    }
+}
+
+fn flood(total: u64) -> Report {
+    let buf = [b'x'; 64 * 1024];
+    let mut stdout = std::io::stdout().lock();
+    let mut written = 0u64;
+    let mut error = None;
+    while written < total {
+        let n = (total - written).min(buf.len() as u64) as usize;
+        if let Err(e) = stdout.write_all(&buf[..n]) {
+            error = Some(e.to_string());
+            break;
+        }
+        written += n as u64;
+    }
+    let _ = stdout.flush();
+    let message = match &error {
+        Some(e) => format!("wrote {written} of {total} bytes; stdout error: {e}"),
+        None => format!("wrote {written} bytes"),
+    };
+    single(
+        Check::pass("flood")
+            .message(message)
+            .evidence("written", written),
+    )
+}
+
+fn secret_echo(var: &str) -> Report {
+    let value = match std::env::var(var) {
+        Ok(value) => value,
+        Err(e) => {
+            return single(Check::fail("secret-echo").message(format!("env var {var:?}: {e}")));
+        }
+    };
+    let b64 = base64(value.as_bytes());
+    let url = percent_encode(&value);
+    for line in [
+        format!("plain: {value}"),
+        format!("base64: {b64}"),
+        format!("url: {url}"),
+    ] {
+        println!("{line}");
+        log::info(line);
+    }
+    single(Check::pass("secret-echo").message(format!("plain: {value} base64: {b64} url: {url}")))
+        .outputs(json!({ "plain": value, "base64": b64, "url": url }))
+}
+
+#[cfg(target_arch = "wasm32")]
+fn trap() -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn trap() -> ! {
+    std::process::abort()
+}
+
+/// Standard base64 alphabet, padded.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Percent-encodes every byte that is not an ASCII alphanumeric.
+fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+valero_sdk::export_plugin!(Testkit);

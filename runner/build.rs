@@ -1,0 +1,91 @@
+//! Builds the first-party plugins (the `plugins/` workspace, target
+//! wasm32-wasip2) and embeds the production ones into the `valero` binary,
+//! so a user needs one file and their digests are fixed at build time.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Plugins embedded as `builtin:NAME` (crate name = NAME).
+const BUILTINS: &[&str] = &["repo-check", "http-probe"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let root = manifest_dir
+        .parent()
+        .expect("runner/ lives in the workspace root");
+    let plugins = root.join("plugins");
+    let target_dir = root.join("target").join("plugins");
+    println!("cargo:rerun-if-changed={}", plugins.display());
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-env-changed=VALERO_PLUGINS_PREBUILT");
+
+    // A prebuilt plugin directory skips the nested build (packaging, offline builds).
+    let wasm_dir = match env::var_os("VALERO_PLUGINS_PREBUILT") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            build_plugins(&plugins, &target_dir);
+            target_dir.join("wasm32-wasip2").join("release")
+        }
+    };
+
+    let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
+    let mut code = String::from(
+        "/// First-party plugins embedded at build time.\npub static EMBEDDED: &[(&str, &[u8])] = &[\n",
+    );
+    for name in BUILTINS {
+        let file = format!("{}.wasm", name.replace('-', "_"));
+        let src = wasm_dir.join(&file);
+        let dst = out.join(&file);
+        std::fs::copy(&src, &dst)
+            .unwrap_or_else(|e| panic!("plugin {} was not built: {e}", src.display()));
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            dst.display().to_string()
+        )
+        .expect("write to String");
+    }
+    code.push_str("];\n");
+    std::fs::write(out.join("builtins.rs"), code).expect("write builtins.rs");
+    // Test-only plugins (hostile testkit etc.) are found by tests through this.
+    println!("cargo:rustc-env=VALERO_PLUGINS_DIR={}", wasm_dir.display());
+}
+
+fn build_plugins(plugins: &Path, target_dir: &Path) {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--manifest-path",
+    ])
+    .arg(plugins.join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(target_dir);
+    // The outer build's settings (clippy's wrapper, host RUSTFLAGS, jobserver,
+    // profile overrides) must not leak into the guest build.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        if (key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE")
+            || key.starts_with("RUSTC")
+            || key == "RUSTFLAGS"
+            || key == "RUSTDOCFLAGS"
+            || key == "MAKEFLAGS"
+            || key == "MFLAGS"
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let status = cmd
+        .status()
+        .expect("could not run cargo to build the plugins");
+    if !status.success() {
+        panic!(
+            "building the plugins failed (see above). If the target is missing: rustup target add wasm32-wasip2"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! Human-readable description of a plan (`valero plan`).
+
+use std::fmt::Write as _;
+
+use crate::pipeline::{Grants, Pipeline, PluginRef, PortPattern};
+use crate::plan::Plan;
+
+pub fn plan(p: &Pipeline, plan: &Plan) -> String {
+    let mut out = String::new();
+    let levels = plan.stages.iter().map(|s| s.level + 1).max().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "pipeline `{}` on target `{}`: {} stages in {} levels (stages of one level may run concurrently)",
+        p.name,
+        plan.target,
+        plan.stages.len(),
+        levels
+    );
+    for level in 0..levels {
+        let _ = writeln!(out, "\nlevel {level}");
+        for planned in plan.stages.iter().filter(|s| s.level == level) {
+            let s = &p.stages[planned.index];
+            let plugin = match &s.plugin {
+                PluginRef::Builtin(n) => format!("builtin:{n}"),
+                PluginRef::Path(path) => path.display().to_string(),
+            };
+            let _ = writeln!(out, "  {}  ({plugin})", s.name);
+            if !planned.needs.is_empty() {
+                let _ = writeln!(out, "      needs:   {}", planned.needs.join(", "));
+            }
+            if !planned.dropped_needs.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "      ignores: {} (not on this target)",
+                    planned.dropped_needs.join(", ")
+                );
+            }
+            let mut flags = vec![format!("timeout {}", humantime::format_duration(s.timeout))];
+            if s.retries.attempts > 1 {
+                flags.push(format!(
+                    "{} attempts, backoff {}",
+                    s.retries.attempts,
+                    humantime::format_duration(s.retries.backoff)
+                ));
+            }
+            if s.always {
+                flags.push("always".into());
+            }
+            if s.continue_on_error {
+                flags.push("continue_on_error".into());
+            }
+            let _ = writeln!(out, "      runs:    {}", flags.join(", "));
+            let _ = writeln!(out, "      grants:  {}", grants(&s.grants));
+        }
+    }
+    if !plan.excluded.is_empty() {
+        let _ = writeln!(out, "\nnot on this target");
+        for (name, why) in &plan.excluded {
+            let _ = writeln!(out, "  {name}  ({why})");
+        }
+    }
+    out
+}
+
+fn grants(g: &Grants) -> String {
+    let mut parts = Vec::new();
+    let port = |p: &PortPattern| match p {
+        PortPattern::Any => "*".to_string(),
+        PortPattern::Exact(n) => n.to_string(),
+    };
+    if !g.env.is_empty() {
+        parts.push(format!("env [{}]", g.env.join(", ")));
+    }
+    if !g.secrets.is_empty() {
+        parts.push(format!("secrets [{}]", g.secrets.join(", ")));
+    }
+    let paths = |v: &[std::path::PathBuf]| {
+        v.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !g.fs_read.is_empty() {
+        parts.push(format!("fs.read [{}]", paths(&g.fs_read)));
+    }
+    if !g.fs_write.is_empty() {
+        parts.push(format!("fs.write [{}]", paths(&g.fs_write)));
+    }
+    if !g.http.is_empty() {
+        let v: Vec<String> = g
+            .http
+            .iter()
+            .map(|h| format!("{}://{}:{}", h.scheme, h.host, port(&h.port)))
+            .collect();
+        parts.push(format!("http [{}]", v.join(", ")));
+    }
+    if !g.tcp.is_empty() {
+        let v: Vec<String> = g
+            .tcp
+            .iter()
+            .map(|t| match &t.host {
+                crate::pipeline::TcpHost::Localhost => format!("localhost:{}", port(&t.port)),
+                crate::pipeline::TcpHost::Net(n) => format!("{n}:{}", port(&t.port)),
+            })
+            .collect();
+        parts.push(format!("tcp [{}]", v.join(", ")));
+    }
+    if !g.http.is_empty() || !g.tcp.is_empty() {
+        let nets: Vec<String> = if g.addresses.is_empty() {
+            crate::sandbox::net::default_addresses()
+        } else {
+            g.addresses.clone()
+        }
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+        parts.push(format!("addresses [{}]", nets.join(", ")));
+    }
+    for c in &g.capabilities {
+        parts.push(c.name().to_string());
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join("; ")
+    }
+}

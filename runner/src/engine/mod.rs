@@ -1,0 +1,145 @@
+//! The wasm engine: one wasmtime `Engine` per process with epoch
+//! interruption, the compile cache, plugin loading and attempt execution.
+
+pub mod cache;
+mod loader;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Config, Engine, UpdateDeadline};
+
+pub use cache::CompileCache;
+pub use loader::{LoadError, LoadSource, LoadedPlugin, PluginImport};
+
+use crate::host::{Report, StageContext};
+use crate::sandbox::{Capture, SandboxError, SandboxSpec};
+
+/// How often the epoch advances. A CPU-bound guest is interrupted at most
+/// one tick after its deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Extra time an attempt gets past its deadline before the outer timeout
+/// drops it, for host calls that block instead of reaching an epoch check.
+pub const HOST_CALL_GRACE: Duration = Duration::from_millis(500);
+
+/// The engine plus its epoch ticker and compile cache. Cheap to share.
+pub struct Runtime {
+    engine: Engine,
+    cache: Option<CompileCache>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// `cache_dir = None` disables the compile cache.
+    pub fn new(cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        // Bounded guest stacks; a deep recursion traps instead of exhausting the host.
+        config.max_wasm_stack(1 << 20);
+        let engine = Engine::new(&config)?;
+        let cache = match cache_dir {
+            Some(dir) => Some(CompileCache::open(dir, &engine).map_err(|e| {
+                anyhow::anyhow!("cannot open compile cache {}: {e}", dir.display())
+            })?),
+            None => None,
+        };
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (e, stop) = (engine.clone(), ticker_stop.clone());
+        std::thread::Builder::new()
+            .name("valero-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    e.increment_epoch();
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            cache,
+            ticker_stop,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
+    }
+
+    /// Runs one attempt of a loaded plugin in a fresh sandbox.
+    pub async fn run_attempt(
+        &self,
+        plugin: &LoadedPlugin,
+        spec: &SandboxSpec<'_>,
+        context: StageContext,
+        timeout: Duration,
+    ) -> Result<(AttemptOutcome, Capture), SandboxError> {
+        let (mut store, capture) = spec.build(&self.engine, context)?;
+        let deadline = Instant::now() + timeout;
+        // Every tick the guest yields to the executor (so other stages and the
+        // outer timeout make progress); past the deadline it is interrupted.
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        store.set_epoch_deadline(1);
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store).await
+        };
+        let result = tokio::time::timeout(timeout + HOST_CALL_GRACE, call).await;
+        let outcome = match result {
+            Err(_) => AttemptOutcome::TimedOut { timeout },
+            Ok(Ok(report)) => AttemptOutcome::Returned(report),
+            Ok(Err(err)) => classify_trap(err, timeout, store.data().limiter.refused),
+        };
+        Ok((outcome, capture))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub enum AttemptOutcome {
+    /// The plugin returned a report (whatever its verdict).
+    Returned(Report),
+    /// The wall-time limit was hit.
+    TimedOut { timeout: Duration },
+    /// The memory cap refused a growth and the guest then trapped.
+    MemoryLimit { requested: usize, message: String },
+    /// The guest trapped or panicked.
+    Trapped { message: String },
+}
+
+fn classify_trap(
+    err: wasmtime::Error,
+    timeout: Duration,
+    refused: Option<usize>,
+) -> AttemptOutcome {
+    if matches!(
+        err.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
+        return AttemptOutcome::TimedOut { timeout };
+    }
+    let message = format!("{err:?}");
+    match refused {
+        Some(requested) => AttemptOutcome::MemoryLimit { requested, message },
+        None => AttemptOutcome::Trapped { message },
+    }
+}
+
+pub use loader::{exports as loader_exports, imports as loader_imports};

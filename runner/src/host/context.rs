@@ -1,0 +1,41 @@
+//! `valero:stage/context`: read-only facts about the run, the stage's `with`
+//! table and the outputs of the stages it needs.
+
+use std::collections::BTreeMap;
+
+use crate::host::bindings::valero::stage::context::Host;
+use crate::sandbox::StoreState;
+
+/// What a stage may learn about its run. Built by the scheduler per attempt.
+#[derive(Debug, Clone, Default)]
+pub struct StageContext {
+    pub run_id: String,
+    pub stage: String,
+    pub target: String,
+    pub attempt: u32,
+    /// The `with` table, serialised as JSON once.
+    pub config: String,
+    /// Outputs (JSON) of the stages this stage directly `needs`.
+    pub inputs: BTreeMap<String, String>,
+}
+
+impl Host for StoreState {
+    async fn run_id(&mut self) -> wasmtime::Result<String> {
+        Ok(self.context.run_id.clone())
+    }
+    async fn stage(&mut self) -> wasmtime::Result<String> {
+        Ok(self.context.stage.clone())
+    }
+    async fn target(&mut self) -> wasmtime::Result<String> {
+        Ok(self.context.target.clone())
+    }
+    async fn attempt(&mut self) -> wasmtime::Result<u32> {
+        Ok(self.context.attempt)
+    }
+    async fn config(&mut self) -> wasmtime::Result<String> {
+        Ok(self.context.config.clone())
+    }
+    async fn input(&mut self, stage: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.context.inputs.get(&stage).cloned())
+    }
+}

@@ -1,0 +1,20 @@
+//! Valero: a deployment pipeline runner whose stages are sandboxed
+//! WebAssembly components.
+//!
+//! Flow: [`pipeline`] (parse + validate, once) → [`plan`] (DAG for a target)
+//! → [`run`] (load plugins through [`engine`], execute with [`scheduler`] in
+//! [`sandbox`]es) → [`report`] / [`records`].
+
+pub mod builtins;
+pub mod cli;
+mod describe;
+pub mod engine;
+pub mod exit;
+pub mod host;
+pub mod pipeline;
+pub mod plan;
+pub mod records;
+pub mod report;
+pub mod run;
+pub mod sandbox;
+pub mod scheduler;

@@ -1,0 +1,228 @@
+//! The validated pipeline: plain data, produced once by [`super::load`].
+//!
+//! Everything downstream (planner, scheduler, sandbox) works on these types and
+//! never re-reads TOML, so every check on user input lives in `validate.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// A whole pipeline.toml after validation.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// `[pipeline] name`.
+    pub name: String,
+    pub description: String,
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Directory relative paths are resolved against (the file's parent).
+    pub base_dir: PathBuf,
+    /// `[pipeline] default_target`; always a key of `targets`.
+    pub default_target: String,
+    /// `[pipeline] timeout`: deadline for the whole run (retries never pass it).
+    pub timeout: Duration,
+    pub targets: BTreeMap<String, Target>,
+    /// `[secrets.NAME]`: where each secret comes from (values are read at run time).
+    pub secrets: BTreeMap<String, SecretSource>,
+    /// Stages in file order. Names are unique; `needs` all resolve; the graph is acyclic.
+    pub stages: Vec<Stage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub description: String,
+    /// Free-form settings handed to stages as part of their context (`[targets.X.settings]`).
+    pub settings: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Stage {
+    pub name: String,
+    pub plugin: PluginRef,
+    /// Required for `Path` plugins; optional for builtins (the binary pins those).
+    pub sha256: Option<Digest>,
+    pub needs: Vec<String>,
+    /// Targets this stage runs on; `None` = every target.
+    pub when: Option<BTreeSet<String>>,
+    /// Runs even when an upstream stage failed or the run was cancelled (cleanup).
+    pub always: bool,
+    pub timeout: Duration,
+    pub retries: Retries,
+    pub continue_on_error: bool,
+    /// The `with` table as JSON (handed to the plugin by `context.config`).
+    pub with: serde_json::Value,
+    pub grants: Grants,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginRef {
+    /// A `.wasm` component on disk (absolute after validation).
+    Path(PathBuf),
+    /// `builtin:NAME`: a first-party plugin embedded in the `valero` binary.
+    Builtin(String),
+}
+
+/// A sha256 digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    pub fn of(bytes: &[u8]) -> Digest {
+        use sha2::Digest as _;
+        Digest(sha2::Sha256::digest(bytes).into())
+    }
+    pub fn hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    /// Parses 64 hex digits, optionally prefixed with `sha256:`.
+    pub fn parse(s: &str) -> Option<Digest> {
+        let s = s.strip_prefix("sha256:").unwrap_or(s);
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(Digest(out))
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "sha256:{}", self.hex())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retries {
+    /// Total attempts, >= 1.
+    pub attempts: u32,
+    /// Delay before the 2nd attempt; doubles each further attempt.
+    pub backoff: Duration,
+}
+
+/// What a stage may touch. Everything is denied unless listed here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// Host environment variables passed through by name.
+    pub env: Vec<String>,
+    /// Secrets (names from `[secrets]`) exposed to the stage as environment variables.
+    pub secrets: Vec<String>,
+    /// Directories preopened read-only / read-write (absolute after validation).
+    pub fs_read: Vec<PathBuf>,
+    pub fs_write: Vec<PathBuf>,
+    /// Outgoing HTTP (wasi:http) destinations.
+    pub http: Vec<HttpGrant>,
+    /// Outgoing TCP (wasi:sockets) destinations.
+    pub tcp: Vec<TcpGrant>,
+    /// Address ranges any connection may reach after name resolution.
+    /// Defaults to loopback (127.0.0.0/8, ::1) when not given.
+    pub addresses: Vec<IpNet>,
+    /// Host capability interfaces linked for this stage.
+    pub capabilities: BTreeSet<Capability>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpGrant {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Lower-cased host name or IP literal (no brackets); `*` = any host.
+    pub host: String,
+    pub port: PortPattern,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpGrant {
+    pub host: TcpHost,
+    pub port: PortPattern,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpHost {
+    Net(IpNet),
+    /// `localhost`: 127.0.0.1 and ::1.
+    Localhost,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortPattern {
+    Any,
+    Exact(u16),
+}
+
+impl PortPattern {
+    pub fn matches(&self, port: u16) -> bool {
+        match self {
+            PortPattern::Any => true,
+            PortPattern::Exact(p) => *p == port,
+        }
+    }
+}
+
+impl TcpHost {
+    pub fn matches(&self, ip: IpAddr) -> bool {
+        match self {
+            TcpHost::Net(net) => net.contains(&ip),
+            TcpHost::Localhost => ip.is_loopback(),
+        }
+    }
+}
+
+/// Host capability interfaces of the `valero:stage` package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    Processes,
+    Containers,
+    Kubernetes,
+    Databases,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 4] = [
+        Capability::Processes,
+        Capability::Containers,
+        Capability::Kubernetes,
+        Capability::Databases,
+    ];
+    /// The grant key in pipeline.toml (`grants.processes = true`) and the WIT interface name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Processes => "processes",
+            Capability::Containers => "containers",
+            Capability::Kubernetes => "kubernetes",
+            Capability::Databases => "databases",
+        }
+    }
+    /// Fully qualified interface name as it appears in a component's imports.
+    pub fn interface(self) -> String {
+        format!("valero:stage/{}@0.1.0", self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Cap on the total of all linear memories and tables, bytes.
+    pub memory: u64,
+    /// Cap on captured stdout and stderr, each, bytes.
+    pub output: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 256 * 1024 * 1024,
+            output: 1024 * 1024,
+        }
+    }
+}
+
+/// Defaults used when pipeline.toml does not say.
+pub const DEFAULT_STAGE_TIMEOUT: Duration = Duration::from_secs(300);
+pub const DEFAULT_PIPELINE_TIMEOUT: Duration = Duration::from_secs(3600);

@@ -1,0 +1,205 @@
+//! The result model of a run: one structure that the JSON report, the run
+//! records and the terminal summary are all made from.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::{Check, LogLine, Verdict};
+
+/// Version of the JSON report schema (`schema_version`); bumped on any
+/// incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub pipeline: String,
+    pub pipeline_file: String,
+    pub target: String,
+    /// RFC 3339.
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub outcome: RunOutcome,
+    pub stages: Vec<StageReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    Passed,
+    Failed,
+    Inconclusive,
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageStatus {
+    Passed,
+    Failed,
+    Inconclusive,
+    /// Not run because of its needs (or the pipeline deadline); see `reason`.
+    Skipped,
+    /// Stopped or never started because the run was interrupted.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageReport {
+    pub name: String,
+    pub status: StageStatus,
+    /// Why the stage has this status, when it is not self-evident.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub plugin: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
+    /// Offsets from the start of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_ms: Option<f64>,
+    pub continue_on_error: bool,
+    pub summary: String,
+    pub checks: Vec<CheckReport>,
+    pub outputs: serde_json::Value,
+    pub attempts: Vec<AttemptReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoadReport {
+    /// `compiled` or `cache`.
+    pub source: String,
+    pub ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttemptReport {
+    pub attempt: u32,
+    pub start_ms: f64,
+    pub end_ms: f64,
+    /// returned | timed_out | memory_limit | trapped | sandbox_error | cancelled
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    pub message: String,
+    pub stdout: OutputReport,
+    pub stderr: OutputReport,
+    pub logs: Vec<LogLine>,
+    pub logs_dropped: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OutputReport {
+    /// Bytes kept (and written to the run records).
+    pub bytes: u64,
+    /// Bytes dropped over the stage's output limit.
+    pub dropped: u64,
+    /// The kept text, neutralised; truncated to a preview in reports.
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub name: String,
+    pub verdict: String,
+    pub message: String,
+    pub duration_ms: u64,
+    pub evidence: Vec<(String, String)>,
+    pub measurements: Vec<MeasurementReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MeasurementReport {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
+
+pub fn verdict_str(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::Inconclusive => "inconclusive",
+    }
+}
+
+impl From<Check> for CheckReport {
+    fn from(c: Check) -> Self {
+        CheckReport {
+            name: neutralize(&c.name),
+            verdict: verdict_str(c.verdict).to_string(),
+            message: neutralize(&c.message),
+            duration_ms: c.duration_ms,
+            evidence: c
+                .evidence
+                .into_iter()
+                .map(|(k, v)| (neutralize(&k), neutralize(&v)))
+                .collect(),
+            measurements: c
+                .measurements
+                .into_iter()
+                .map(|m| MeasurementReport {
+                    name: neutralize(&m.name),
+                    value: m.value,
+                    unit: neutralize(&m.unit),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl RunReport {
+    pub fn stage(&self, name: &str) -> Option<&StageReport> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+}
+
+/// Makes plugin text safe for terminals and reports: ESC and other control
+/// characters (except newline and tab) become visible `\x1b`-style escapes,
+/// so a plugin cannot move the cursor, recolour, retitle or clear a terminal.
+pub fn neutralize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            c if c.is_control() => {
+                let code = c as u32;
+                if code <= 0xff {
+                    out.push_str(&format!("\\x{code:02x}"));
+                } else {
+                    out.push_str(&format!("\\u{{{code:x}}}"));
+                }
+            }
+            // Bidi overrides can disguise text in a terminal or a review.
+            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neutralize_escapes_controls_but_keeps_text() {
+        assert_eq!(
+            neutralize("\x1b[31mred\x1b[0m\tok\n\x07"),
+            "\\x1b[31mred\\x1b[0m\tok\n\\x07"
+        );
+        assert_eq!(neutralize("a\u{9b}b"), "a\\x9bb");
+        assert_eq!(neutralize("x\u{202e}y"), "x\\u{202e}y");
+    }
+}

@@ -1,0 +1,244 @@
+//! `valero run`: load, plan, prepare plugins, execute, record.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::engine::{LoadSource, Runtime};
+use crate::exit::Exit;
+use crate::pipeline::{self, Capability, Pipeline, PluginRef, SecretSource};
+use crate::plan::{self, Plan};
+use crate::records::Recorder;
+use crate::report::{LoadReport, RunOutcome, RunReport, ms};
+use crate::scheduler::{self, Interrupt, PluginSlot, RunContext};
+
+/// Options of one run (from the CLI or a test).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub pipeline: PathBuf,
+    pub target: Option<String>,
+    pub jobs: usize,
+    /// `None`: no compile cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Where `runs/<id>/` go; default `<pipeline dir>/.valero`.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A run that could not start, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RunError {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl RunError {
+    fn new(exit: Exit, message: impl Into<String>) -> Self {
+        RunError {
+            exit,
+            message: message.into(),
+        }
+    }
+}
+
+/// The load options every command uses: builtins known, files checked.
+pub fn load_options() -> pipeline::LoadOptions {
+    pipeline::LoadOptions {
+        builtin_plugins: crate::builtins::digests(),
+        check_plugin_files: true,
+    }
+}
+
+pub fn load_pipeline(path: &Path) -> Result<Pipeline, RunError> {
+    pipeline::load(path, &load_options()).map_err(|d| RunError::new(Exit::Invalid, d.to_string()))
+}
+
+pub fn plan_for(p: &Pipeline, target: Option<&str>) -> Result<Plan, RunError> {
+    let target = target.unwrap_or(&p.default_target);
+    plan::plan(p, target).map_err(|e| {
+        RunError::new(
+            Exit::Invalid,
+            format!(
+                "{e}\n  help: pass one of them with --target, or add [targets.{target}] to {}",
+                p.path.display()
+            ),
+        )
+    })
+}
+
+/// Runs a pipeline to the end. `interrupt` stops it early (Ctrl-C).
+pub async fn run(
+    opts: &RunOptions,
+    interrupt: Interrupt,
+) -> Result<(RunReport, Exit, PathBuf), RunError> {
+    let pipeline = Arc::new(load_pipeline(&opts.pipeline)?);
+    let plan = plan_for(&pipeline, opts.target.as_deref())?;
+    let secrets = resolve_secrets(&pipeline, &plan)?;
+    let runtime = Arc::new(
+        Runtime::new(opts.cache_dir.as_deref())
+            .map_err(|e| RunError::new(Exit::Internal, format!("{e:#}")))?,
+    );
+
+    let started = Instant::now();
+    let now = time::OffsetDateTime::now_utc();
+    let run_id = run_id(now);
+    let state_dir = opts
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| pipeline.base_dir.join(".valero"));
+    let source = std::fs::read_to_string(&pipeline.path).unwrap_or_default();
+    let recorder = Recorder::create(&state_dir, &run_id, &source).map_err(|e| {
+        RunError::new(
+            Exit::Internal,
+            format!(
+                "cannot create run records under {}: {e}",
+                state_dir.display()
+            ),
+        )
+    })?;
+    let started_at = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    recorder.event(&crate::records::Event::RunStarted {
+        run_id: &run_id,
+        target: &plan.target,
+        at: &started_at,
+    });
+    tracing::info!(run = %run_id, target = %plan.target, "run started; records in {}", recorder.dir().display());
+
+    let (plugins, load_failed) = prepare_plugins(&runtime, &pipeline, &plan).await;
+    let ctx = Arc::new(RunContext {
+        runtime,
+        pipeline: pipeline.clone(),
+        recorder: Arc::new(recorder),
+        run_id,
+        target: plan.target.clone(),
+        started,
+        started_at,
+        deadline: started + pipeline.timeout,
+        secrets,
+    });
+    let report = scheduler::execute(ctx.clone(), &plan, plugins, opts.jobs, interrupt).await;
+    let exit = match report.outcome {
+        RunOutcome::Passed => Exit::Success,
+        RunOutcome::Inconclusive => Exit::Inconclusive,
+        RunOutcome::Cancelled => Exit::Interrupted,
+        RunOutcome::Failed if !load_failed.is_empty() => Exit::PluginLoad,
+        RunOutcome::Failed => Exit::StageFailed,
+    };
+    Ok((report, exit, ctx.recorder.dir().to_path_buf()))
+}
+
+/// `20261127T193301Z-1a2b`: sortable by time, unique enough per machine.
+fn run_id(now: time::OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let stamp = now.format(&fmt).unwrap_or_default();
+    let mut rnd = [0u8; 3];
+    let _ = getrandom::fill(&mut rnd);
+    format!("{stamp}-{}", hex::encode(rnd))
+}
+
+/// Reads the values of the secrets the planned stages are granted.
+fn resolve_secrets(p: &Pipeline, plan: &Plan) -> Result<BTreeMap<String, String>, RunError> {
+    let wanted: BTreeSet<&String> = plan
+        .stages
+        .iter()
+        .flat_map(|s| p.stages[s.index].grants.secrets.iter())
+        .collect();
+    let mut out = BTreeMap::new();
+    for name in wanted {
+        let value = match p.secrets.get(name) {
+            Some(SecretSource::Env(var)) => std::env::var(var).map_err(|_| {
+                RunError::new(
+                    Exit::Invalid,
+                    format!("secret `{name}` comes from environment variable {var}, which is not set\n  help: export {var}=… before running, or change [secrets.{name}]"),
+                )
+            })?,
+            Some(SecretSource::File(path)) => std::fs::read_to_string(path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| {
+                    RunError::new(
+                        Exit::Invalid,
+                        format!("secret `{name}` comes from file {}, which cannot be read: {e}", path.display()),
+                    )
+                })?,
+            None => continue, // validation already reported it
+        };
+        out.insert(name.clone(), value);
+    }
+    Ok(out)
+}
+
+/// Loads every planned stage's plugin before any stage runs (compiling in
+/// parallel, off the async executor). A plugin that cannot be loaded fails
+/// its stage only; the others carry on.
+async fn prepare_plugins(
+    runtime: &Arc<Runtime>,
+    p: &Pipeline,
+    plan: &Plan,
+) -> (BTreeMap<String, PluginSlot>, BTreeSet<String>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for planned in &plan.stages {
+        let stage = p.stages[planned.index].clone();
+        let runtime = runtime.clone();
+        tasks.spawn_blocking(move || {
+            let slot = load_stage_plugin(&runtime, &stage);
+            (stage.name, slot)
+        });
+    }
+    let mut slots = BTreeMap::new();
+    let mut failed = BTreeSet::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (name, slot) = match joined {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!("plugin loader panicked: {e}");
+                continue;
+            }
+        };
+        if let PluginSlot::Failed(why) = &slot {
+            tracing::error!(stage = %name, "{why}");
+            failed.insert(name.clone());
+        }
+        slots.insert(name, slot);
+    }
+    (slots, failed)
+}
+
+fn load_stage_plugin(runtime: &Runtime, stage: &pipeline::Stage) -> PluginSlot {
+    let bytes: std::borrow::Cow<[u8]> = match &stage.plugin {
+        PluginRef::Builtin(name) => match crate::builtins::get(name) {
+            Some(b) => b.into(),
+            None => return PluginSlot::Failed(format!("no builtin plugin `{name}`")),
+        },
+        PluginRef::Path(path) => match std::fs::read(path) {
+            Ok(b) => b.into(),
+            Err(e) => {
+                return PluginSlot::Failed(format!("cannot read plugin {}: {e}", path.display()));
+            }
+        },
+    };
+    let pinned = match (&stage.plugin, stage.sha256) {
+        (_, Some(d)) => Some(d),
+        (PluginRef::Builtin(name), None) => {
+            crate::builtins::all().get(name.as_str()).map(|(_, d)| *d)
+        }
+        (PluginRef::Path(_), None) => None,
+    };
+    let caps: BTreeSet<Capability> = stage.grants.capabilities.clone();
+    match runtime.load(&stage.name, &bytes, pinned.as_ref(), &caps) {
+        Ok(loaded) => {
+            let load = LoadReport {
+                source: match loaded.source {
+                    LoadSource::Cache => "cache".into(),
+                    LoadSource::Compiled => "compiled".into(),
+                },
+                ms: ms(loaded.load_time),
+            };
+            tracing::debug!(stage = %stage.name, source = %load.source, ms = load.ms, "plugin loaded");
+            PluginSlot::Loaded(Arc::new(loaded), load)
+        }
+        Err(e) => PluginSlot::Failed(e.to_string()),
+    }
+}

@@ -1,0 +1,181 @@
+//! The sandbox: turns a stage's grants into a fresh wasmtime `Store`.
+//!
+//! Default deny. Nothing reaches the guest unless pipeline.toml grants it:
+//! no environment, no preopened directories, no sockets, no outgoing HTTP
+//! (every WASI interface is linked, because guests import interfaces they
+//! never use, and denied here at call time). Limits: wall time (epochs, see
+//! [`crate::engine`]), total linear memory, captured output size.
+
+mod limiter;
+pub mod net;
+mod output;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub use limiter::TotalMemoryLimiter;
+pub use output::{CappedPipe, Captured};
+
+use crate::host::StageContext;
+use crate::host::log::LogBuffer;
+use crate::pipeline::{Grants, Limits};
+
+/// Per-attempt store data. One is built for every attempt and dropped after;
+/// a store that trapped or timed out is never reused.
+pub struct StoreState {
+    pub context: StageContext,
+    pub logs: LogBuffer,
+    pub started: Instant,
+    pub limiter: TotalMemoryLimiter,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: net::HttpHooks,
+    table: ResourceTable,
+}
+
+/// Handles that outlive the store, so output survives a timeout or trap.
+#[derive(Clone)]
+pub struct Capture {
+    pub stdout: CappedPipe,
+    pub stderr: CappedPipe,
+    pub logs: LogBuffer,
+}
+
+/// Resource-table entries a guest may hold at once (streams, sockets, requests).
+const MAX_TABLE_ENTRIES: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("grant fs path `{path}` cannot be opened: {source}")]
+    Preopen {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// Everything needed to build one attempt's store.
+pub struct SandboxSpec<'a> {
+    pub grants: &'a Grants,
+    pub limits: Limits,
+    /// Resolved secret values granted to the stage, exposed as env vars.
+    pub secrets: &'a [(String, String)],
+    /// The pipeline's directory. A granted directory inside it is also
+    /// visible at its path relative to it (`.` for itself), so relative paths
+    /// in `with` tables mean what they mean to the user. Grants nothing more.
+    pub base_dir: &'a Path,
+}
+
+impl SandboxSpec<'_> {
+    pub fn build(
+        &self,
+        engine: &wasmtime::Engine,
+        context: StageContext,
+    ) -> Result<(Store<StoreState>, Capture), SandboxError> {
+        let output_cap = usize::try_from(self.limits.output).unwrap_or(usize::MAX);
+        let capture = Capture {
+            stdout: CappedPipe::new(output_cap),
+            stderr: CappedPipe::new(output_cap),
+            logs: LogBuffer::new(output_cap),
+        };
+        let policy = Arc::new(net::NetPolicy::from_grants(self.grants));
+
+        let mut b = WasiCtxBuilder::new();
+        b.stdout(capture.stdout.clone())
+            .stderr(capture.stderr.clone())
+            .arg(&context.stage)
+            .allow_udp(false)
+            .allow_tcp(policy.allows_tcp())
+            .allow_ip_name_lookup(policy.allows_tcp());
+        let check = policy.clone();
+        b.socket_addr_check(move |addr, usage| {
+            let ok = check.check_socket(addr, usage);
+            Box::pin(async move { ok })
+        });
+        for name in &self.grants.env {
+            if let Ok(value) = std::env::var(name) {
+                b.env(name, value);
+            }
+        }
+        for (name, value) in self.secrets {
+            b.env(name, value);
+        }
+        // Read-write grants first: a directory granted both ways is writable.
+        for dir in &self.grants.fs_write {
+            self.preopen(&mut b, dir, FsPerms::ReadWrite)?;
+        }
+        for dir in &self.grants.fs_read {
+            if !self.grants.fs_write.contains(dir) {
+                self.preopen(&mut b, dir, FsPerms::ReadOnly)?;
+            }
+        }
+
+        let state = StoreState {
+            logs: capture.logs.clone(),
+            started: Instant::now(),
+            limiter: TotalMemoryLimiter::new(self.limits.memory),
+            wasi: b.build(),
+            http: WasiHttpCtx::new(),
+            hooks: net::HttpHooks { policy },
+            table: ResourceTable::new(),
+            context,
+        };
+        let mut store = Store::new(engine, state);
+        store.data_mut().table.set_max_capacity(MAX_TABLE_ENTRIES);
+        store.limiter(|s| &mut s.limiter);
+        Ok((store, capture))
+    }
+}
+
+impl SandboxSpec<'_> {
+    /// Preopens `dir` at its absolute host path, and at its path relative to
+    /// the pipeline directory when it lies inside it.
+    fn preopen(
+        &self,
+        b: &mut WasiCtxBuilder,
+        dir: &Path,
+        perms: FsPerms,
+    ) -> Result<(), SandboxError> {
+        let mut guest_paths = vec![dir.to_string_lossy().into_owned()];
+        if let Ok(rel) = dir.strip_prefix(self.base_dir) {
+            let rel = rel.to_string_lossy();
+            guest_paths.push(if rel.is_empty() {
+                ".".into()
+            } else {
+                rel.into_owned()
+            });
+        }
+        for guest in guest_paths {
+            b.preopened_dir(dir, &guest, perms)
+                .map_err(|e| SandboxError::Preopen {
+                    path: dir.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
+        Ok(())
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
