@@ -53,7 +53,32 @@ fn main() {
     println!("cargo:rustc-env=VALERO_PLUGINS_DIR={}", wasm_dir.display());
 }
 
+/// Adds the wasm32-wasip2 target through rustup when it is missing, so a
+/// fresh clone builds with one command.
+fn ensure_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let installed = sysroot.is_some_and(|s| s.join("lib/rustlib/wasm32-wasip2").is_dir());
+    if !installed {
+        println!("cargo:warning=adding the wasm32-wasip2 target (rustup target add wasm32-wasip2)");
+        let ok = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            panic!(
+                "the wasm32-wasip2 target is missing and rustup could not add it: run `rustup target add wasm32-wasip2`"
+            );
+        }
+    }
+}
+
 fn build_plugins(plugins: &Path, target_dir: &Path) {
+    ensure_wasm_target();
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.args([

@@ -11,6 +11,7 @@ use crate::pipeline::Digest;
 use crate::report::{RunReport, StageStatus};
 use crate::run::{self, RunOptions};
 use crate::scheduler::Interrupt;
+use crate::terminal::{self, ProgressMode, Verbosity};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -65,6 +66,66 @@ pub enum Command {
     /// Work with plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// List and show recorded runs (`.valero/runs/`).
+    #[command(subcommand)]
+    Runs(RunsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCommand {
+    /// List recorded runs, newest first.
+    List {
+        /// Directory holding `runs/` [default: .valero next to ./pipeline.toml].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Show one run's summary (or its JSON report).
+    Show {
+        /// The run id (from `valero runs list`).
+        run_id: String,
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Print the JSON report instead of the summary.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--report FORMAT=PATH`.
+#[derive(Debug, Clone)]
+pub struct ReportSpec {
+    pub format: ReportFormat,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Json,
+    Junit,
+    Markdown,
+}
+
+fn parse_report(s: &str) -> Result<ReportSpec, String> {
+    let (format, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected FORMAT=PATH (json, junit or markdown), got `{s}`"))?;
+    let format = match format {
+        "json" => ReportFormat::Json,
+        "junit" => ReportFormat::Junit,
+        "markdown" | "md" => ReportFormat::Markdown,
+        other => {
+            return Err(format!(
+                "unknown report format `{other}`: use json, junit or markdown"
+            ));
+        }
+    };
+    if path.is_empty() {
+        return Err("the report path is empty".into());
+    }
+    Ok(ReportSpec {
+        format,
+        path: PathBuf::from(path),
+    })
 }
 
 #[derive(Parser, Debug)]
@@ -87,9 +148,22 @@ pub struct RunArgs {
     /// Directory for run records [default: .valero next to the pipeline file].
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Also write the JSON run report to this file.
-    #[arg(long, value_name = "PATH")]
-    pub report_json: Option<PathBuf>,
+    /// Write a report: json=PATH (schema: docs/report.schema.json), junit=PATH, markdown=PATH. Repeatable.
+    #[arg(long, value_name = "FORMAT=PATH", value_parser = parse_report)]
+    pub report: Vec<ReportSpec>,
+    /// Run only these stages (comma-separated or repeated); needs outside the selection are dropped.
+    #[arg(long, value_delimiter = ',', value_name = "STAGE")]
+    pub only: Vec<String>,
+    /// Do not run these stages; stages that need them run without their outputs.
+    #[arg(long, value_delimiter = ',', value_name = "STAGE")]
+    pub skip: Vec<String>,
+    /// Continue an earlier run: stages that passed with unchanged plugin, config and inputs are
+    /// reused; failed, skipped, cancelled and unfinished ones run again.
+    #[arg(long, value_name = "RUN_ID")]
+    pub resume: Option<String>,
+    /// Progress display on stderr.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 #[derive(Subcommand, Debug)]
@@ -121,7 +195,8 @@ pub fn main() -> Exit {
             };
         }
     };
-    init_logging(&cli);
+    let tty = matches!(&cli.command, Command::Run(a) if a.progress.is_tty());
+    init_logging(&cli, tty);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -135,7 +210,7 @@ pub fn main() -> Exit {
     rt.block_on(dispatch(cli))
 }
 
-fn init_logging(cli: &Cli) {
+fn init_logging(cli: &Cli, tty: bool) {
     use tracing_subscriber::EnvFilter;
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "warn",
@@ -146,10 +221,12 @@ fn init_logging(cli: &Cli) {
     // Our own crate at the chosen level; dependencies only when they warn.
     let filter = EnvFilter::try_from_env("VALERO_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,valero={level}")));
+    // Log lines go above the live progress bars when they are shown.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(terminal::tracing_writer)
         .with_target(false);
+    let _ = tty;
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder
@@ -160,8 +237,12 @@ fn init_logging(cli: &Cli) {
 }
 
 async fn dispatch(cli: Cli) -> Exit {
+    let verbosity = Verbosity {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
     match cli.command {
-        Command::Run(args) => cmd_run(args).await,
+        Command::Run(args) => cmd_run(args, verbosity).await,
         Command::Validate { pipeline } => match run::load_pipeline(&pipeline) {
             Ok(p) => {
                 println!(
@@ -193,6 +274,87 @@ async fn dispatch(cli: Cli) -> Exit {
             Exit::Success
         }
         Command::Plugin(PluginCommand::Inspect { plugin }) => cmd_inspect(&plugin),
+        Command::Runs(cmd) => cmd_runs(cmd),
+    }
+}
+
+fn default_state_dir(state_dir: Option<PathBuf>) -> PathBuf {
+    state_dir.unwrap_or_else(|| PathBuf::from(".valero"))
+}
+
+fn cmd_runs(cmd: RunsCommand) -> Exit {
+    match cmd {
+        RunsCommand::List { state_dir } => {
+            let dir = default_state_dir(state_dir);
+            let runs = crate::records::list_runs(&dir);
+            if runs.is_empty() {
+                eprintln!("no runs recorded under {}", dir.display());
+                return Exit::Success;
+            }
+            println!(
+                "{:<26} {:<12} {:<13} {:>8} {:>10}",
+                "RUN", "TARGET", "OUTCOME", "STAGES", "DURATION"
+            );
+            for (id, report) in runs {
+                match report {
+                    Some(r) => {
+                        let passed = r
+                            .stages
+                            .iter()
+                            .filter(|s| s.status == StageStatus::Passed)
+                            .count();
+                        let outcome = serde_json::to_value(r.outcome)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        println!(
+                            "{id:<26} {:<12} {:<13} {:>8} {:>8}ms",
+                            r.target,
+                            outcome,
+                            format!("{passed}/{}", r.stages.len()),
+                            r.duration_ms
+                        );
+                    }
+                    None => println!("{id:<26} {:<12} {:<13}", "?", "unfinished"),
+                }
+            }
+            Exit::Success
+        }
+        RunsCommand::Show {
+            run_id,
+            state_dir,
+            json,
+        } => {
+            let dir = crate::records::run_dir(&default_state_dir(state_dir), &run_id);
+            let text = match std::fs::read_to_string(dir.join("report.json")) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!(
+                        "error: no report for run `{run_id}` in {}: {e}\n  help: `valero runs list` shows the recorded runs; an unfinished run can be completed with `valero run --resume {run_id}`",
+                        dir.display()
+                    );
+                    return Exit::Invalid;
+                }
+            };
+            if json {
+                println!("{text}");
+                return Exit::Success;
+            }
+            match serde_json::from_str::<RunReport>(&text) {
+                Ok(report) => {
+                    print!("{}", terminal::summary(&report));
+                    println!("run records: {}", dir.display());
+                    Exit::Success
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: {} is not a valero report: {e}",
+                        dir.join("report.json").display()
+                    );
+                    Exit::Internal
+                }
+            }
+        }
     }
 }
 
@@ -201,7 +363,7 @@ fn fail(e: run::RunError) -> Exit {
     e.exit
 }
 
-async fn cmd_run(args: RunArgs) -> Exit {
+async fn cmd_run(args: RunArgs, verbosity: Verbosity) -> Exit {
     let opts = RunOptions {
         pipeline: args.pipeline,
         target: args.target,
@@ -215,30 +377,52 @@ async fn cmd_run(args: RunArgs) -> Exit {
             )
         },
         state_dir: args.state_dir,
+        selection: crate::plan::Selection {
+            only: args.only,
+            skip: args.skip,
+        },
+        resume: args.resume,
+        observer: terminal::observer(args.progress, verbosity),
     };
-    let (interrupt, sender) = Interrupt::never();
+    let (interrupt, sender) = Interrupt::channel();
     tokio::spawn(async move {
-        loop {
-            if !wait_for_signal().await {
-                return;
-            }
+        while wait_for_signal().await {
             sender.interrupt();
         }
     });
     match run::run(&opts, interrupt).await {
         Ok((report, exit, records)) => {
-            eprint!("{}", summary(&report));
+            eprint!("{}", terminal::summary(&report));
             eprintln!("run records: {}", records.display());
-            if let Some(path) = args.report_json {
-                if let Err(e) = crate::records::write_json(&path, &report) {
-                    eprintln!("error: cannot write {}: {e}", path.display());
-                    return Exit::Internal;
-                }
+            let written = write_reports(&report, &args.report);
+            if let Err(e) = crate::report::github::from_env(&report) {
+                eprintln!("warning: cannot write the GitHub step summary: {e}");
             }
-            exit
+            if written { exit } else { Exit::Internal }
         }
         Err(e) => fail(e),
     }
+}
+
+/// Writes the requested reports; false if one could not be written.
+fn write_reports(report: &RunReport, specs: &[ReportSpec]) -> bool {
+    let mut ok = true;
+    for spec in specs {
+        let result = match spec.format {
+            ReportFormat::Json => crate::records::write_json(&spec.path, report),
+            ReportFormat::Junit => crate::report::junit::render(report)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|xml| std::fs::write(&spec.path, xml)),
+            ReportFormat::Markdown => {
+                std::fs::write(&spec.path, crate::report::markdown::render(report))
+            }
+        };
+        if let Err(e) = result {
+            eprintln!("error: cannot write report {}: {e}", spec.path.display());
+            ok = false;
+        }
+    }
+    ok
 }
 
 /// Waits for Ctrl-C or SIGTERM; false if signals cannot be watched.
@@ -261,48 +445,6 @@ async fn wait_for_signal() -> bool {
     {
         tokio::signal::ctrl_c().await.is_ok()
     }
-}
-
-fn summary(report: &RunReport) -> String {
-    let outcome = serde_json::to_value(report.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    let mut out = format!(
-        "\nrun {} of `{}` on `{}`: {outcome} in {} ms\n",
-        report.run_id, report.pipeline, report.target, report.duration_ms
-    );
-    for s in &report.stages {
-        let mark = match s.status {
-            StageStatus::Passed => "ok  ",
-            StageStatus::Failed => "FAIL",
-            StageStatus::Inconclusive => "??  ",
-            StageStatus::Skipped => "skip",
-            StageStatus::Cancelled => "stop",
-        };
-        let time = match (s.start_ms, s.end_ms) {
-            (Some(a), Some(b)) => format!("{:>8.1} ms", b - a),
-            _ => "          -".to_string(),
-        };
-        let load = s
-            .load
-            .as_ref()
-            .map(|l| format!(" [{}]", l.source))
-            .unwrap_or_default();
-        out.push_str(&format!("  {mark} {:<24} {time}{load}\n", s.name));
-        if let Some(reason) = &s.reason {
-            for line in reason.lines().take(6) {
-                out.push_str(&format!("         {line}\n"));
-            }
-        }
-        for c in s.checks.iter().filter(|c| c.verdict != "pass") {
-            out.push_str(&format!(
-                "         check `{}` {}: {}\n",
-                c.name, c.verdict, c.message
-            ));
-        }
-    }
-    out
 }
 
 fn cmd_inspect(plugin: &str) -> Exit {

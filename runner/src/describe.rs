@@ -31,7 +31,7 @@ pub fn plan(p: &Pipeline, plan: &Plan) -> String {
             if !planned.dropped_needs.is_empty() {
                 let _ = writeln!(
                     out,
-                    "      ignores: {} (not on this target)",
+                    "      ignores: {} (not in this run: runs without their outputs)",
                     planned.dropped_needs.join(", ")
                 );
             }
@@ -54,7 +54,7 @@ pub fn plan(p: &Pipeline, plan: &Plan) -> String {
         }
     }
     if !plan.excluded.is_empty() {
-        let _ = writeln!(out, "\nnot on this target");
+        let _ = writeln!(out, "\nnot in this run");
         for (name, why) in &plan.excluded {
             let _ = writeln!(out, "  {name}  ({why})");
         }

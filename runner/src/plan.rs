@@ -22,7 +22,7 @@ pub struct PlannedStage {
     pub name: String,
     /// Needs among the planned stages.
     pub needs: Vec<String>,
-    /// Needs dropped because that stage does not run on the target.
+    /// Needs dropped because that stage is not in this run (target or selection).
     pub dropped_needs: Vec<String>,
     /// Longest chain of needs below this stage (0 = no needs): stages of one
     /// level can run concurrently.
@@ -33,6 +33,72 @@ pub struct PlannedStage {
 pub enum PlanError {
     #[error("unknown target `{target}`; the pipeline defines: {known}")]
     UnknownTarget { target: String, known: String },
+    #[error("{flag} names unknown stage `{stage}`{hint}; stages on this target: {known}")]
+    UnknownStage {
+        flag: &'static str,
+        stage: String,
+        hint: String,
+        known: String,
+    },
+}
+
+/// `--only` / `--skip`: which planned stages to run.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl Plan {
+    /// Narrows the plan. Deselected stages are listed in `excluded`; needs on
+    /// them are dropped (the stage runs without their outputs), which
+    /// `valero plan` shows — so `--skip source` runs everything else, and
+    /// `--only health` runs health alone against what is already deployed.
+    pub fn select(mut self, sel: &Selection) -> Result<Plan, PlanError> {
+        let known: Vec<String> = self.stages.iter().map(|s| s.name.clone()).collect();
+        for (flag, names) in [("--only", &sel.only), ("--skip", &sel.skip)] {
+            for name in names {
+                if !known.contains(name) {
+                    let hint = known
+                        .iter()
+                        .filter(|k| strsim::jaro_winkler(k, name) > 0.8)
+                        .max_by(|a, b| {
+                            strsim::jaro_winkler(a, name).total_cmp(&strsim::jaro_winkler(b, name))
+                        })
+                        .map(|k| format!(" (did you mean `{k}`?)"))
+                        .unwrap_or_default();
+                    return Err(PlanError::UnknownStage {
+                        flag,
+                        stage: name.clone(),
+                        hint,
+                        known: known.join(", "),
+                    });
+                }
+            }
+        }
+        let keep = |name: &str| {
+            (sel.only.is_empty() || sel.only.iter().any(|o| o == name))
+                && !sel.skip.iter().any(|s| s == name)
+        };
+        for s in &self.stages {
+            if !keep(&s.name) {
+                let why = if sel.skip.contains(&s.name) {
+                    "deselected with --skip"
+                } else {
+                    "not selected with --only"
+                };
+                self.excluded.push((s.name.clone(), why.to_string()));
+            }
+        }
+        self.stages.retain(|s| keep(&s.name));
+        for s in &mut self.stages {
+            let (kept, dropped): (Vec<String>, Vec<String>) =
+                s.needs.drain(..).partition(|n| keep(n));
+            s.needs = kept;
+            s.dropped_needs.extend(dropped);
+        }
+        Ok(self)
+    }
 }
 
 impl Plan {

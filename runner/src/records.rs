@@ -7,6 +7,7 @@
 //!   report.json                        the run report, rewritten atomically after every stage
 //!   stages/<stage>/attempt-<n>/        stdout.log, stderr.log, attempt.json
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,12 @@ pub enum Event<'a> {
         target: &'a str,
         at: &'a str,
     },
+    /// `valero run --resume`: a new session of an earlier run.
+    RunResumed {
+        run_id: &'a str,
+        session: u32,
+        at: &'a str,
+    },
     StageStarted {
         stage: &'a str,
         at_ms: f64,
@@ -48,11 +55,23 @@ pub enum Event<'a> {
 }
 
 impl Recorder {
-    /// Creates `<state_dir>/runs/<run_id>/` and copies the pipeline source into it.
-    pub fn create(state_dir: &Path, run_id: &str, pipeline_source: &str) -> std::io::Result<Self> {
-        let dir = state_dir.join("runs").join(run_id);
+    /// Creates (or, for a resumed session, reopens) `<state_dir>/runs/<run_id>/`
+    /// and copies the pipeline source into it (`pipeline.toml`, then
+    /// `pipeline.resume-N.toml` for session N, so every version is kept).
+    pub fn create(
+        state_dir: &Path,
+        run_id: &str,
+        pipeline_source: &str,
+        session: u32,
+    ) -> std::io::Result<Self> {
+        let dir = run_dir(state_dir, run_id);
         std::fs::create_dir_all(dir.join("stages"))?;
-        std::fs::write(dir.join("pipeline.toml"), pipeline_source)?;
+        let copy = if session == 0 {
+            "pipeline.toml".to_string()
+        } else {
+            format!("pipeline.resume-{session}.toml")
+        };
+        std::fs::write(dir.join(copy), pipeline_source)?;
         let events = OpenOptions::new()
             .create(true)
             .append(true)
@@ -120,4 +139,83 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     tmp.write_all(b"\n")?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+pub fn run_dir(state_dir: &Path, run_id: &str) -> PathBuf {
+    state_dir.join("runs").join(run_id)
+}
+
+/// What an earlier session of a run left in its records.
+#[derive(Debug, Clone, Default)]
+pub struct Previous {
+    pub target: String,
+    pub started_at: String,
+    /// Sessions so far (1 = the original run only).
+    pub sessions: u32,
+    /// Final reports of the stages that finished, by name.
+    pub stages: BTreeMap<String, StageReport>,
+    /// Time covered so far (end of the last finished stage), ms.
+    pub elapsed_ms: f64,
+}
+
+/// Reads a run's records for `--resume`. The event log is the source of
+/// truth: it is appended and flushed as the run goes, so it survives a kill.
+pub fn load_previous(state_dir: &Path, run_id: &str) -> Result<Previous, String> {
+    let dir = run_dir(state_dir, run_id);
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).map_err(|e| {
+        format!(
+            "no records of run `{run_id}` in {}: {e}\n  help: `valero runs list` shows the runs recorded there",
+            dir.display()
+        )
+    })?;
+    let mut prev = Previous::default();
+    for line in text.lines() {
+        // A kill can leave a torn last line: skip what does not parse.
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        match event["event"].as_str() {
+            Some("run_started") => {
+                prev.target = event["target"].as_str().unwrap_or_default().to_string();
+                prev.started_at = event["at"].as_str().unwrap_or_default().to_string();
+                prev.sessions = 1;
+            }
+            Some("run_resumed") => prev.sessions += 1,
+            Some("stage_finished") => {
+                if let Ok(stage) = serde_json::from_value::<StageReport>(event["stage"].clone()) {
+                    prev.elapsed_ms = prev.elapsed_ms.max(stage.end_ms.unwrap_or(0.0));
+                    prev.stages.insert(stage.name.clone(), stage);
+                }
+            }
+            _ => {}
+        }
+    }
+    if prev.sessions == 0 {
+        return Err(format!(
+            "the records of run `{run_id}` have no start event: {}",
+            dir.display()
+        ));
+    }
+    Ok(prev)
+}
+
+/// The runs recorded under a state directory, newest first, with their
+/// reports when they have one.
+pub fn list_runs(state_dir: &Path) -> Vec<(String, Option<RunReport>)> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("runs")) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<(String, Option<RunReport>)> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| {
+            let id = e.file_name().to_string_lossy().into_owned();
+            let report = std::fs::read_to_string(e.path().join("report.json"))
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok());
+            (id, report)
+        })
+        .collect();
+    runs.sort_by(|a, b| b.0.cmp(&a.0));
+    runs
 }

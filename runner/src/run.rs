@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use crate::engine::{LoadSource, Runtime};
 use crate::exit::Exit;
+use crate::observer::Observer;
 use crate::pipeline::{self, Capability, Pipeline, PluginRef, SecretSource};
-use crate::plan::{self, Plan};
-use crate::records::Recorder;
-use crate::report::{LoadReport, RunOutcome, RunReport, ms};
+use crate::plan::{self, Plan, Selection};
+use crate::records::{self, Recorder};
+use crate::report::{Excluded, LoadReport, RunOutcome, RunReport, ms};
 use crate::scheduler::{self, Interrupt, PluginSlot, RunContext};
+use crate::secrets::Masker;
 
 /// Options of one run (from the CLI or a test).
 #[derive(Debug, Clone)]
@@ -23,6 +25,17 @@ pub struct RunOptions {
     pub cache_dir: Option<PathBuf>,
     /// Where `runs/<id>/` go; default `<pipeline dir>/.valero`.
     pub state_dir: Option<PathBuf>,
+    /// `--only` / `--skip`.
+    pub selection: Selection,
+    /// `--resume <run-id>`: continue that run.
+    pub resume: Option<String>,
+    pub observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for dyn Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 /// A run that could not start, with the exit code it maps to.
@@ -67,14 +80,49 @@ pub fn plan_for(p: &Pipeline, target: Option<&str>) -> Result<Plan, RunError> {
     })
 }
 
+/// The state directory of a run: `--state-dir`, else `.valero` next to the pipeline.
+pub fn state_dir(opts_dir: Option<&Path>, pipeline: &Pipeline) -> PathBuf {
+    opts_dir.map_or_else(|| pipeline.base_dir.join(".valero"), Path::to_path_buf)
+}
+
 /// Runs a pipeline to the end. `interrupt` stops it early (Ctrl-C).
 pub async fn run(
     opts: &RunOptions,
     interrupt: Interrupt,
 ) -> Result<(RunReport, Exit, PathBuf), RunError> {
     let pipeline = Arc::new(load_pipeline(&opts.pipeline)?);
-    let plan = plan_for(&pipeline, opts.target.as_deref())?;
+    let state_dir = state_dir(opts.state_dir.as_deref(), &pipeline);
+    let previous = match &opts.resume {
+        Some(id) => Some(
+            records::load_previous(&state_dir, id).map_err(|e| RunError::new(Exit::Invalid, e))?,
+        ),
+        None => None,
+    };
+    // A resumed run keeps its target; naming another one is a mistake.
+    let target = match (&previous, opts.target.as_deref()) {
+        (Some(p), Some(t)) if t != p.target => {
+            return Err(RunError::new(
+                Exit::Invalid,
+                format!(
+                    "run `{}` was on target `{}`, not `{t}`\n  help: drop --target when resuming",
+                    opts.resume.as_deref().unwrap_or_default(),
+                    p.target
+                ),
+            ));
+        }
+        (Some(p), _) => Some(p.target.as_str()),
+        (None, t) => t,
+    };
+    let plan = plan_for(&pipeline, target)?
+        .select(&opts.selection)
+        .map_err(|e| RunError::new(Exit::Invalid, e.to_string()))?;
     let secrets = resolve_secrets(&pipeline, &plan)?;
+    let masker = Arc::new(Masker::new(secrets.values().map(String::as_str)));
+    for (name, value) in &secrets {
+        if value.len() < crate::secrets::MIN_MASKED_LEN {
+            tracing::warn!("secret `{name}` is too short to be masked reliably in output");
+        }
+    }
     let runtime = Arc::new(
         Runtime::new(opts.cache_dir.as_deref())
             .map_err(|e| RunError::new(Exit::Internal, format!("{e:#}")))?,
@@ -82,13 +130,13 @@ pub async fn run(
 
     let started = Instant::now();
     let now = time::OffsetDateTime::now_utc();
-    let run_id = run_id(now);
-    let state_dir = opts
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| pipeline.base_dir.join(".valero"));
+    let now_text = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let run_id = opts.resume.clone().unwrap_or_else(|| run_id(now));
+    let session = previous.as_ref().map_or(0, |p| p.sessions);
     let source = std::fs::read_to_string(&pipeline.path).unwrap_or_default();
-    let recorder = Recorder::create(&state_dir, &run_id, &source).map_err(|e| {
+    let recorder = Recorder::create(&state_dir, &run_id, &source, session).map_err(|e| {
         RunError::new(
             Exit::Internal,
             format!(
@@ -97,17 +145,36 @@ pub async fn run(
             ),
         )
     })?;
-    let started_at = now
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    recorder.event(&crate::records::Event::RunStarted {
-        run_id: &run_id,
-        target: &plan.target,
-        at: &started_at,
-    });
-    tracing::info!(run = %run_id, target = %plan.target, "run started; records in {}", recorder.dir().display());
+    match &previous {
+        None => recorder.event(&records::Event::RunStarted {
+            run_id: &run_id,
+            target: &plan.target,
+            at: &now_text,
+        }),
+        Some(_) => recorder.event(&records::Event::RunResumed {
+            run_id: &run_id,
+            session,
+            at: &now_text,
+        }),
+    }
+    tracing::info!(
+        run = %run_id,
+        target = %plan.target,
+        "run {}; records in {}",
+        if previous.is_some() { "resumed" } else { "started" },
+        recorder.dir().display()
+    );
 
     let (plugins, load_failed) = prepare_plugins(&runtime, &pipeline, &plan).await;
+    let excluded = plan
+        .excluded
+        .iter()
+        .map(|(stage, reason)| Excluded {
+            stage: stage.clone(),
+            reason: reason.clone(),
+        })
+        .collect();
+    let previous = previous.unwrap_or_default();
     let ctx = Arc::new(RunContext {
         runtime,
         pipeline: pipeline.clone(),
@@ -115,9 +182,19 @@ pub async fn run(
         run_id,
         target: plan.target.clone(),
         started,
-        started_at,
+        started_at: if previous.started_at.is_empty() {
+            now_text
+        } else {
+            previous.started_at
+        },
+        time_offset: std::time::Duration::from_secs_f64(previous.elapsed_ms / 1000.0),
         deadline: started + pipeline.timeout,
         secrets,
+        masker,
+        observer: opts.observer.clone(),
+        resumed: session,
+        previous: previous.stages,
+        excluded,
     });
     let report = scheduler::execute(ctx.clone(), &plan, plugins, opts.jobs, interrupt).await;
     let exit = match report.outcome {

@@ -4,25 +4,29 @@
 //! Dependents of a stage that did not pass are skipped with the reason.
 //! `always` stages run once their needs have finished, whatever the outcome,
 //! also after the pipeline deadline or an interrupt. Retries back off
-//! exponentially and never pass the pipeline deadline.
+//! exponentially and never pass the pipeline deadline. On a resumed run a
+//! stage that passed before is reused when its fingerprint is unchanged.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::engine::{AttemptOutcome, LoadedPlugin, Runtime};
 use crate::host::{StageContext, Verdict};
-use crate::pipeline::{Pipeline, Stage};
+use crate::observer::Observer;
+use crate::pipeline::{Digest, Pipeline, PluginRef, Stage};
 use crate::plan::Plan;
 use crate::records::{Event, Recorder};
 use crate::report::{
-    AttemptReport, CheckReport, LoadReport, OutputReport, RunOutcome, RunReport, StageReport,
-    StageStatus, ms, neutralize, verdict_str,
+    AttemptReport, CheckReport, Excluded, LoadReport, OutputReport, ResumeNote, RunOutcome,
+    RunReport, StageReport, StageStatus, ms, neutralize, verdict_str,
 };
-use crate::sandbox::{Captured, SandboxSpec};
+use crate::sandbox::{Captured, SandboxSpec, StageIo};
+use crate::secrets::Masker;
 
 /// How much captured output a report carries inline (the run records keep
 /// everything up to the stage's output limit).
@@ -37,10 +41,27 @@ pub struct RunContext {
     pub target: String,
     pub started: Instant,
     pub started_at: String,
+    /// Time already spent in earlier sessions of this run (resume).
+    pub time_offset: Duration,
     /// The pipeline deadline: no attempt or retry of a normal stage passes it.
     pub deadline: Instant,
     /// Resolved secret values by secret name.
     pub secrets: BTreeMap<String, String>,
+    pub masker: Arc<Masker>,
+    pub observer: Arc<dyn Observer>,
+    /// Stage reports of the run being resumed (empty for a fresh run).
+    pub previous: BTreeMap<String, StageReport>,
+    /// How many times this run has been resumed (0 for a fresh run).
+    pub resumed: u32,
+    /// Stages not in this run and why.
+    pub excluded: Vec<Excluded>,
+}
+
+impl RunContext {
+    /// Milliseconds since the run first started (across resumes).
+    fn now_ms(&self) -> f64 {
+        ms(self.time_offset + self.started.elapsed())
+    }
 }
 
 /// A stage's plugin, loaded before the run starts, or why it could not be.
@@ -58,8 +79,8 @@ pub struct Interrupt {
 }
 
 impl Interrupt {
-    /// An interrupt that never fires.
-    pub fn never() -> (Interrupt, InterruptSender) {
+    /// A pair of an interrupt and the sender that fires it.
+    pub fn channel() -> (Interrupt, InterruptSender) {
         let (soft_tx, soft) = watch::channel(false);
         let (hard_tx, hard) = watch::channel(false);
         (
@@ -100,6 +121,9 @@ pub async fn execute(
     mut interrupt: Interrupt,
 ) -> RunReport {
     let jobs = jobs.max(1);
+    let names: Vec<String> = plan.stages.iter().map(|s| s.name.clone()).collect();
+    ctx.observer
+        .run_started(&ctx.run_id, &ctx.pipeline.name, &ctx.target, &names);
     let mut slots: BTreeMap<&str, Slot> = plan
         .stages
         .iter()
@@ -158,23 +182,47 @@ pub async fn execute(
                 None
             };
             if let Some((status, reason)) = settle {
-                tracing::info!(stage = %stage.name, "{}: {reason}", describe(status));
-                let report = not_run(stage, status, reason);
-                ctx.recorder.event(&Event::StageFinished { stage: &report });
-                slots.insert(planned.name.as_str(), Slot::Done(status));
-                reports.insert(planned.name.clone(), report);
+                let mut report = not_run(stage, status, reason);
+                report.resume = ctx.previous.contains_key(&stage.name).then(|| ResumeNote {
+                    reused: false,
+                    why: "not run again: see reason".into(),
+                });
+                finish(
+                    &ctx,
+                    &mut slots,
+                    &mut reports,
+                    planned.name.as_str(),
+                    report,
+                );
                 continue;
             }
             if running.len() >= jobs {
                 continue;
             }
-            let inputs = planned
+            let inputs: BTreeMap<String, String> = planned
                 .needs
                 .iter()
                 .filter(|n| reports[*n].status == StageStatus::Passed)
                 .map(|n| (n.clone(), reports[n].outputs.to_string()))
                 .collect();
             let slot = plugins.remove(&planned.name);
+            let fingerprint = match &slot {
+                Some(PluginSlot::Loaded(p, _)) => {
+                    Some(fingerprint(stage, &p.digest, &ctx.target, &inputs))
+                }
+                _ => None,
+            };
+            let (reused, note) = resume_decision(&ctx, stage, fingerprint.as_deref());
+            if let Some(report) = reused {
+                finish(
+                    &ctx,
+                    &mut slots,
+                    &mut reports,
+                    planned.name.as_str(),
+                    report,
+                );
+                continue;
+            }
             let cancel = if stage.always {
                 interrupt.hard.clone()
             } else {
@@ -183,26 +231,29 @@ pub async fn execute(
             slots.insert(planned.name.as_str(), Slot::Running);
             let ctx = ctx.clone();
             let index = planned.index;
-            running.spawn(async move { run_stage(ctx, index, slot, inputs, cancel).await });
+            running.spawn(async move {
+                let mut report = run_stage(ctx.clone(), index, slot, inputs, cancel).await;
+                report.fingerprint = fingerprint;
+                report.resume = note;
+                ctx.masker.mask_serde(report)
+            });
         }
 
         if running.is_empty() {
-            // Everything pending is blocked on nothing runnable: done.
+            // Nothing running and nothing could start: done.
             break;
         }
         tokio::select! {
             joined = running.join_next() => {
-                if let Some(Ok(report)) = joined {
-                    ctx.recorder.event(&Event::StageFinished { stage: &report });
-                    slots.insert(
-                        plan.stage(&report.name).map(|s| s.name.as_str()).unwrap_or_default(),
-                        Slot::Done(report.status),
-                    );
-                    reports.insert(report.name.clone(), report);
-                    ctx.recorder.report(&assemble(&ctx, plan, &reports, interrupted));
-                } else if let Some(Err(e)) = joined {
+                match joined {
+                    Some(Ok(report)) => {
+                        let name = plan.stage(&report.name).map(|s| s.name.as_str()).unwrap_or_default();
+                        finish(&ctx, &mut slots, &mut reports, name, report);
+                        ctx.recorder.report(&assemble(&ctx, plan, &reports, interrupted));
+                    }
                     // A stage task panicked: a bug in valero, not the plugin.
-                    tracing::error!("internal error in a stage task: {e}");
+                    Some(Err(e)) => tracing::error!("internal error in a stage task: {e}"),
+                    None => {}
                 }
             }
             _ = interrupt.soft.changed(), if !interrupted => {
@@ -217,7 +268,77 @@ pub async fn execute(
         outcome: report.outcome,
         duration_ms: report.duration_ms,
     });
+    ctx.observer.run_finished(&report);
     report
+}
+
+/// Records a stage's final report and tells the observer.
+fn finish<'p>(
+    ctx: &RunContext,
+    slots: &mut BTreeMap<&'p str, Slot>,
+    reports: &mut BTreeMap<String, StageReport>,
+    name: &'p str,
+    report: StageReport,
+) {
+    ctx.recorder.event(&Event::StageFinished { stage: &report });
+    ctx.observer.stage_finished(&report);
+    slots.insert(name, Slot::Done(report.status));
+    reports.insert(report.name.clone(), report);
+}
+
+/// On a resumed run: the previous report to reuse, or a note saying why the
+/// stage runs again.
+fn resume_decision(
+    ctx: &RunContext,
+    stage: &Stage,
+    fingerprint: Option<&str>,
+) -> (Option<StageReport>, Option<ResumeNote>) {
+    if ctx.resumed == 0 {
+        return (None, None);
+    }
+    let Some(prev) = ctx.previous.get(&stage.name) else {
+        let why = "runs again: it never finished in the earlier session".to_string();
+        return (None, Some(ResumeNote { reused: false, why }));
+    };
+    let why = match prev.status {
+        StageStatus::Passed
+            if prev.fingerprint.as_deref() == fingerprint && fingerprint.is_some() =>
+        {
+            let mut report = prev.clone();
+            report.resume = Some(ResumeNote {
+                reused: true,
+                why: "passed earlier with the same plugin digest, config, grants and inputs".into(),
+            });
+            return (Some(report), None);
+        }
+        StageStatus::Passed => {
+            "runs again: its plugin, config, grants or inputs changed since it passed".to_string()
+        }
+        status => format!("runs again: it {} in the earlier session", describe(status)),
+    };
+    (None, Some(ResumeNote { reused: false, why }))
+}
+
+/// What determines a stage's result, hashed.
+fn fingerprint(
+    stage: &Stage,
+    digest: &Digest,
+    target: &str,
+    inputs: &BTreeMap<String, String>,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        digest.hex(),
+        stage.with.to_string(),
+        format!("{:?}", stage.grants),
+        format!("{:?}", stage.limits),
+        target.to_string(),
+        serde_json::to_string(inputs).unwrap_or_default(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
 }
 
 fn describe(status: StageStatus) -> &'static str {
@@ -242,7 +363,7 @@ fn assemble(
         .iter()
         .filter_map(|s| reports.get(&s.name).cloned())
         .collect();
-    let counts = |st: StageStatus| {
+    let count = |st: StageStatus| {
         stages
             .iter()
             .filter(|s| s.status == st && !(s.continue_on_error && st != StageStatus::Skipped))
@@ -250,13 +371,13 @@ fn assemble(
     };
     let outcome = if interrupted {
         RunOutcome::Cancelled
-    } else if counts(StageStatus::Failed) > 0
-        || counts(StageStatus::Skipped) > 0
-        || counts(StageStatus::Cancelled) > 0
+    } else if count(StageStatus::Failed) > 0
+        || count(StageStatus::Skipped) > 0
+        || count(StageStatus::Cancelled) > 0
         || stages.len() < plan.stages.len()
     {
         RunOutcome::Failed
-    } else if counts(StageStatus::Inconclusive) > 0 {
+    } else if count(StageStatus::Inconclusive) > 0 {
         RunOutcome::Inconclusive
     } else {
         RunOutcome::Passed
@@ -268,16 +389,18 @@ fn assemble(
         pipeline_file: ctx.pipeline.path.display().to_string(),
         target: ctx.target.clone(),
         started_at: ctx.started_at.clone(),
-        duration_ms: ctx.started.elapsed().as_millis() as u64,
+        duration_ms: ctx.now_ms() as u64,
         outcome,
+        resumed: ctx.resumed,
         stages,
+        excluded: ctx.excluded.clone(),
     }
 }
 
 fn plugin_label(stage: &Stage) -> String {
     match &stage.plugin {
-        crate::pipeline::PluginRef::Builtin(n) => format!("builtin:{n}"),
-        crate::pipeline::PluginRef::Path(p) => p.display().to_string(),
+        PluginRef::Builtin(n) => format!("builtin:{n}"),
+        PluginRef::Path(p) => p.display().to_string(),
     }
 }
 
@@ -285,13 +408,15 @@ fn not_run(stage: &Stage, status: StageStatus, reason: String) -> StageReport {
     StageReport {
         name: stage.name.clone(),
         status,
-        reason: Some(reason),
+        reason: (!reason.is_empty()).then_some(reason),
         plugin: plugin_label(stage),
         digest: None,
         load: None,
         start_ms: None,
         end_ms: None,
         continue_on_error: stage.continue_on_error,
+        fingerprint: None,
+        resume: None,
         summary: String::new(),
         checks: Vec::new(),
         outputs: serde_json::Value::Null,
@@ -308,15 +433,19 @@ async fn run_stage(
     mut cancel: watch::Receiver<bool>,
 ) -> StageReport {
     let stage = &ctx.pipeline.stages[index];
-    let start = ctx.started.elapsed();
+    let start = ctx.now_ms();
     ctx.recorder.event(&Event::StageStarted {
         stage: &stage.name,
-        at_ms: ms(start),
+        at_ms: start,
     });
-    tracing::info!(stage = %stage.name, "started");
     let mut report = not_run(stage, StageStatus::Failed, String::new());
-    report.reason = None;
-    report.start_ms = Some(ms(start));
+    report.start_ms = Some(start);
+    // Attempt numbers continue those of earlier sessions (resume), so run
+    // records never overwrite an earlier attempt.
+    let first_attempt = ctx
+        .previous
+        .get(&stage.name)
+        .map_or(0, |p| p.attempts.len() as u32);
 
     let plugin = match slot {
         Some(PluginSlot::Loaded(p, load)) => {
@@ -325,8 +454,9 @@ async fn run_stage(
             p
         }
         Some(PluginSlot::Failed(why)) => {
+            ctx.observer.stage_started(&stage.name, first_attempt + 1);
             report.reason = Some(why);
-            report.end_ms = Some(ms(ctx.started.elapsed()));
+            report.end_ms = Some(ctx.now_ms());
             return report;
         }
         None => {
@@ -345,12 +475,18 @@ async fn run_stage(
         grants: &stage.grants,
         limits: stage.limits,
         secrets: &secrets,
+        io: StageIo {
+            masker: ctx.masker.clone(),
+            observer: ctx.observer.clone(),
+        },
         base_dir: &ctx.pipeline.base_dir,
     };
     let config = stage.with.to_string();
 
-    let mut attempt = 1;
+    let mut n = 1;
     loop {
+        let attempt = first_attempt + n;
+        ctx.observer.stage_started(&stage.name, attempt);
         let remaining = if stage.always {
             stage.timeout
         } else {
@@ -365,50 +501,48 @@ async fn run_stage(
             config: config.clone(),
             inputs: inputs.clone(),
         };
-        let a_start = ctx.started.elapsed();
+        let a_start = ctx.now_ms();
         let run = ctx.runtime.run_attempt(&plugin, &spec, context, timeout);
         let (outcome, capture) = tokio::select! {
             r = run => match r {
-                Ok(x) => (Some(x.0), Some(x.1)),
-                Err(e) => {
-                    report.reason = Some(format!("sandbox could not be set up: {e}"));
-                    (None, None)
-                }
+                Ok((outcome, capture)) => (Ended::Ran(outcome), Some(capture)),
+                Err(e) => (Ended::Sandbox(format!("sandbox could not be set up: {e}")), None),
             },
-            _ = wait_true(&mut cancel) => (None, None),
+            _ = wait_true(&mut cancel) => (Ended::Cancelled, None),
         };
-        let a_end = ctx.started.elapsed();
-        let cancelled = outcome.is_none() && report.reason.is_none();
-        let (att, status) =
-            attempt_report(attempt, a_start, a_end, outcome, cancelled, &mut report);
+        let a_end = ctx.now_ms();
+        let (mut att, status) = attempt_report(attempt, a_start, a_end, outcome, &mut report);
         let (stdout, stderr) = capture
             .as_ref()
             .map(|c| (c.stdout.snapshot(), c.stderr.snapshot()))
             .unwrap_or_default();
-        let mut att = att;
+        let stdout = mask_captured(&ctx.masker, stdout);
+        let stderr = mask_captured(&ctx.masker, stderr);
         if let Some(c) = &capture {
-            let (logs, dropped) = c.logs.take();
-            att.logs = logs
-                .into_iter()
-                .map(|mut l| {
-                    l.message = neutralize(&l.message);
-                    l
-                })
-                .collect();
-            att.logs_dropped = dropped;
+            // Log lines were neutralised and masked as they arrived.
+            (att.logs, att.logs_dropped) = c.logs.take();
         }
         att.stdout = output_report(&stdout);
         att.stderr = output_report(&stderr);
+        let att = ctx.masker.mask_serde(att);
         ctx.recorder.attempt(&stage.name, &att, &stdout, &stderr);
-        log_attempt(stage, &att);
+        for (stream, out) in [("stdout", &att.stdout), ("stderr", &att.stderr)] {
+            if !out.text.is_empty() {
+                ctx.observer.stage_output(&stage.name, stream, &out.text);
+            }
+            if out.dropped > 0 {
+                tracing::warn!(stage = %stage.name, "{stream} over the output limit: {} bytes dropped", out.dropped);
+            }
+        }
+        let cancelled = att.outcome == "cancelled";
         report.attempts.push(att);
         report.status = status;
 
-        let retryable = matches!(status, StageStatus::Failed) && !cancelled;
-        if !retryable || attempt >= stage.retries.attempts {
+        let retryable = status == StageStatus::Failed && !cancelled;
+        if !retryable || n >= stage.retries.attempts {
             break;
         }
-        let backoff = stage.retries.backoff * 2u32.saturating_pow(attempt - 1);
+        let backoff = stage.retries.backoff * 2u32.saturating_pow(n - 1);
         if !stage.always && Instant::now() + backoff >= ctx.deadline {
             report.reason = Some(format!(
                 "{}; not retried: the next attempt (after {}) would pass the pipeline deadline",
@@ -426,10 +560,17 @@ async fn run_stage(
                 break;
             }
         }
-        attempt += 1;
+        n += 1;
     }
-    report.end_ms = Some(ms(ctx.started.elapsed()));
+    report.end_ms = Some(ctx.now_ms());
     report
+}
+
+/// How an attempt ended, from the scheduler's point of view.
+enum Ended {
+    Ran(AttemptOutcome),
+    Sandbox(String),
+    Cancelled,
 }
 
 async fn wait_true(rx: &mut watch::Receiver<bool>) {
@@ -439,29 +580,34 @@ async fn wait_true(rx: &mut watch::Receiver<bool>) {
     }
 }
 
+fn mask_captured(masker: &Masker, c: Captured) -> Captured {
+    if masker.is_empty() {
+        return c;
+    }
+    Captured {
+        bytes: masker.mask_bytes(&c.bytes, c.dropped > 0),
+        dropped: c.dropped,
+    }
+}
+
 /// Turns an attempt outcome into its report and updates the stage report's
 /// summary, checks, outputs and reason from it.
 fn attempt_report(
     attempt: u32,
-    start: Duration,
-    end: Duration,
-    outcome: Option<AttemptOutcome>,
-    cancelled: bool,
+    start_ms: f64,
+    end_ms: f64,
+    ended: Ended,
     stage: &mut StageReport,
 ) -> (AttemptReport, StageStatus) {
     let mut verdict = None;
-    let (kind, message, status) = match outcome {
-        None if cancelled => (
+    let (kind, message, status) = match ended {
+        Ended::Cancelled => (
             "cancelled",
             "the run was interrupted".to_string(),
             StageStatus::Cancelled,
         ),
-        None => (
-            "sandbox_error",
-            stage.reason.clone().unwrap_or_default(),
-            StageStatus::Failed,
-        ),
-        Some(AttemptOutcome::Returned(r)) => {
+        Ended::Sandbox(message) => ("sandbox_error", message, StageStatus::Failed),
+        Ended::Ran(AttemptOutcome::Returned(r)) => {
             verdict = Some(verdict_str(r.verdict).to_string());
             stage.summary = neutralize(&r.summary);
             stage.checks = r.checks.into_iter().map(CheckReport::from).collect();
@@ -470,10 +616,15 @@ fn attempt_report(
                 Verdict::Fail => StageStatus::Failed,
                 Verdict::Inconclusive => StageStatus::Inconclusive,
             };
+            // The first check that did not pass says why better than the summary alone.
+            let mut message = stage.summary.clone();
+            if let Some(c) = stage.checks.iter().find(|c| c.verdict != "pass") {
+                message = format!("{message}: check `{}` {}: {}", c.name, c.verdict, c.message);
+            }
             match serde_json::from_str::<serde_json::Value>(&r.outputs) {
                 Ok(v) => {
                     stage.outputs = v;
-                    ("returned", stage.summary.clone(), status)
+                    ("returned", message, status)
                 }
                 Err(e) => (
                     "returned",
@@ -482,7 +633,7 @@ fn attempt_report(
                 ),
             }
         }
-        Some(AttemptOutcome::TimedOut { timeout }) => (
+        Ended::Ran(AttemptOutcome::TimedOut { timeout }) => (
             "timed_out",
             format!(
                 "timed out after {} (stage timeout or pipeline deadline)",
@@ -490,16 +641,16 @@ fn attempt_report(
             ),
             StageStatus::Failed,
         ),
-        Some(AttemptOutcome::MemoryLimit { requested, message }) => (
+        Ended::Ran(AttemptOutcome::MemoryLimit { requested, message }) => (
             "memory_limit",
             format!(
-                "memory limit reached: the plugin asked for {} bytes in total; raise [stages.<name>.limits] memory if this is expected\n{}",
-                requested,
+                "memory limit reached: the plugin asked for {requested} bytes in total; raise [stages.{}.limits] memory if this is expected\n{}",
+                stage.name,
                 neutralize(&message)
             ),
             StageStatus::Failed,
         ),
-        Some(AttemptOutcome::Trapped { message }) => (
+        Ended::Ran(AttemptOutcome::Trapped { message }) => (
             "trapped",
             format!("the plugin trapped: {}", neutralize(&message)),
             StageStatus::Failed,
@@ -512,8 +663,8 @@ fn attempt_report(
     };
     let att = AttemptReport {
         attempt,
-        start_ms: ms(start),
-        end_ms: ms(end),
+        start_ms,
+        end_ms,
         outcome: kind.to_string(),
         verdict,
         message,
@@ -535,19 +686,5 @@ fn output_report(c: &Captured) -> OutputReport {
         bytes: c.bytes.len() as u64,
         dropped: c.dropped,
         text: neutralize(&preview),
-    }
-}
-
-fn log_attempt(stage: &Stage, att: &AttemptReport) {
-    for line in att.stdout.text.lines().chain(att.stderr.text.lines()) {
-        tracing::debug!(stage = %stage.name, "| {line}");
-    }
-    if att.stdout.dropped > 0 || att.stderr.dropped > 0 {
-        tracing::warn!(
-            stage = %stage.name,
-            "output over the limit was dropped: {} bytes of stdout, {} of stderr",
-            att.stdout.dropped,
-            att.stderr.dropped
-        );
     }
 }

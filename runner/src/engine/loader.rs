@@ -112,14 +112,14 @@ impl Runtime {
     ) -> Result<LoadedPlugin, LoadError> {
         let started = Instant::now();
         let digest = Digest::of(bytes);
-        if let Some(expected) = pinned {
-            if *expected != digest {
-                return Err(LoadError::DigestMismatch {
-                    stage: stage.to_string(),
-                    expected: *expected,
-                    actual: digest,
-                });
-            }
+        if let Some(expected) = pinned
+            && *expected != digest
+        {
+            return Err(LoadError::DigestMismatch {
+                stage: stage.to_string(),
+                expected: *expected,
+                actual: digest,
+            });
         }
         let invalid = |e: anyhow::Error| LoadError::Invalid {
             stage: stage.to_string(),
@@ -127,14 +127,14 @@ impl Runtime {
         };
         let (component, source) = self.component(bytes, &digest).map_err(invalid)?;
         for import in imports(self.engine(), &component) {
-            if let Some(cap) = import.capability {
-                if !granted.iter().any(|g| g.name() == cap) {
-                    return Err(LoadError::UngrantedCapability {
-                        stage: stage.to_string(),
-                        interface: import.name,
-                        grant: cap,
-                    });
-                }
+            if let Some(cap) = import.capability
+                && !granted.iter().any(|g| g.name() == cap)
+            {
+                return Err(LoadError::UngrantedCapability {
+                    stage: stage.to_string(),
+                    interface: import.name,
+                    grant: cap,
+                });
             }
         }
         let link = |e: wasmtime::Error| LoadError::Link {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::host::bindings::valero::stage::log::{Host, Level};
+use crate::report::neutralize;
 use crate::sandbox::StoreState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,15 +84,10 @@ impl LogBuffer {
 impl Host for StoreState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let level = LogLevel::from(level);
-        let stage = &self.context.stage;
-        let shown = crate::report::neutralize(&message);
-        match level {
-            LogLevel::Trace => tracing::trace!(stage = %stage, "{shown}"),
-            LogLevel::Debug => tracing::debug!(stage = %stage, "{shown}"),
-            LogLevel::Info => tracing::info!(stage = %stage, "{shown}"),
-            LogLevel::Warn => tracing::warn!(stage = %stage, "{shown}"),
-            LogLevel::Error => tracing::error!(stage = %stage, "{shown}"),
-        }
+        let message = self.io.masker.mask(&neutralize(&message)).into_owned();
+        self.io
+            .observer
+            .stage_log(&self.context.stage, level, &message);
         self.logs.push(LogLine {
             at_ms: crate::report::ms(self.started.elapsed()),
             level,
@@ -101,8 +97,10 @@ impl Host for StoreState {
     }
 
     async fn progress(&mut self, done: u64, total: u64, label: String) -> wasmtime::Result<()> {
-        let stage = &self.context.stage;
-        tracing::debug!(stage = %stage, done, total, "{}", crate::report::neutralize(&label));
+        let label = self.io.masker.mask(&neutralize(&label)).into_owned();
+        self.io
+            .observer
+            .stage_progress(&self.context.stage, done, total, &label);
         Ok(())
     }
 }

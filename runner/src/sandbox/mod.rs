@@ -24,19 +24,30 @@ pub use output::{CappedPipe, Captured};
 
 use crate::host::StageContext;
 use crate::host::log::LogBuffer;
+use crate::observer::Observer;
 use crate::pipeline::{Grants, Limits};
+use crate::secrets::Masker;
 
 /// Per-attempt store data. One is built for every attempt and dropped after;
 /// a store that trapped or timed out is never reused.
 pub struct StoreState {
     pub context: StageContext,
     pub logs: LogBuffer,
+    pub io: StageIo,
     pub started: Instant,
     pub limiter: TotalMemoryLimiter,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: net::HttpHooks,
     table: ResourceTable,
+}
+
+/// Where text from a stage goes on its way out of the sandbox: secrets are
+/// masked, then the observer (terminal, logs) sees it.
+#[derive(Clone)]
+pub struct StageIo {
+    pub masker: Arc<Masker>,
+    pub observer: Arc<dyn Observer>,
 }
 
 /// Handles that outlive the store, so output survives a timeout or trap.
@@ -65,6 +76,7 @@ pub struct SandboxSpec<'a> {
     pub limits: Limits,
     /// Resolved secret values granted to the stage, exposed as env vars.
     pub secrets: &'a [(String, String)],
+    pub io: StageIo,
     /// The pipeline's directory. A granted directory inside it is also
     /// visible at its path relative to it (`.` for itself), so relative paths
     /// in `with` tables mean what they mean to the user. Grants nothing more.
@@ -117,6 +129,7 @@ impl SandboxSpec<'_> {
 
         let state = StoreState {
             logs: capture.logs.clone(),
+            io: self.io.clone(),
             started: Instant::now(),
             limiter: TotalMemoryLimiter::new(self.limits.memory),
             wasi: b.build(),

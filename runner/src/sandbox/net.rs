@@ -53,15 +53,22 @@ impl NetPolicy {
         self.addresses.iter().any(|net| net.contains(&ip))
     }
 
-    /// Socket connections: the address must match a `tcp` grant and lie in `addresses`.
+    /// Socket use: outgoing TCP connections only, to an address that matches
+    /// a `tcp` grant and lies in `addresses`. Binding is allowed only as the
+    /// implicit ephemeral bind before a connect (unspecified address, port 0);
+    /// listening, accepting and UDP are always denied.
     pub fn check_socket(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
         let ip = canonical(addr.ip());
-        let allowed = matches!(usage, SocketAddrUse::TcpConnect)
-            && self
-                .tcp
-                .iter()
-                .any(|g| g.host.matches(ip) && g.port.matches(addr.port()))
-            && self.address_allowed(ip);
+        let allowed = match usage {
+            SocketAddrUse::TcpConnect => {
+                self.tcp
+                    .iter()
+                    .any(|g| g.host.matches(ip) && g.port.matches(addr.port()))
+                    && self.address_allowed(ip)
+            }
+            SocketAddrUse::TcpBind => self.allows_tcp() && ip.is_unspecified() && addr.port() == 0,
+            _ => false,
+        };
         if !allowed {
             tracing::debug!(%addr, ?usage, "socket use denied by grants");
         }
@@ -223,6 +230,9 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:5432".parse().unwrap();
         assert!(p.check_socket(a, SocketAddrUse::TcpConnect));
         assert!(!p.check_socket(a, SocketAddrUse::TcpBind));
+        assert!(p.check_socket("0.0.0.0:0".parse().unwrap(), SocketAddrUse::TcpBind));
+        assert!(!p.check_socket("0.0.0.0:8080".parse().unwrap(), SocketAddrUse::TcpBind));
+        assert!(!p.check_socket("0.0.0.0:0".parse().unwrap(), SocketAddrUse::TcpListen));
         assert!(!p.check_socket("127.0.0.1:5433".parse().unwrap(), SocketAddrUse::TcpConnect));
         assert!(!p.check_socket("10.1.1.1:5432".parse().unwrap(), SocketAddrUse::TcpConnect));
         assert!(p.check_socket(

@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::{Check, LogLine, Verdict};
 
+pub mod github;
+pub mod junit;
+pub mod markdown;
+
 /// Version of the JSON report schema (`schema_version`); bumped on any
 /// incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -22,7 +26,24 @@ pub struct RunReport {
     pub started_at: String,
     pub duration_ms: u64,
     pub outcome: RunOutcome,
+    /// Set when the run was resumed (`valero run --resume`): how many times.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resumed: u32,
     pub stages: Vec<StageReport>,
+    /// Stages of the pipeline that were not part of this run, and why
+    /// (`when` excludes the target, `--only`, `--skip`).
+    #[serde(default)]
+    pub excluded: Vec<Excluded>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Excluded {
+    pub stage: String,
+    pub reason: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,10 +85,24 @@ pub struct StageReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end_ms: Option<f64>,
     pub continue_on_error: bool,
+    /// Digest of what determines the stage's result: plugin digest, `with`,
+    /// grants, limits, target and inputs. A resumed run reuses a passed
+    /// stage only when this is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// On a resumed run: whether this stage's result was reused, or why it ran again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<ResumeNote>,
     pub summary: String,
     pub checks: Vec<CheckReport>,
     pub outputs: serde_json::Value,
     pub attempts: Vec<AttemptReport>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResumeNote {
+    pub reused: bool,
+    pub why: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

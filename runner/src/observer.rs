@@ -1,0 +1,29 @@
+//! What a run reports while it goes, for display (terminal progress, plain
+//! log lines, structured logs). The scheduler calls these; implementations
+//! must be cheap and must not block. All text passed here is already
+//! neutralised (no control sequences) and secret-masked.
+
+use crate::host::LogLevel;
+use crate::report::{RunReport, StageReport};
+
+pub trait Observer: Send + Sync {
+    /// The run is about to start the given stages (plan order).
+    fn run_started(&self, _run_id: &str, _pipeline: &str, _target: &str, _stages: &[String]) {}
+    /// An attempt of a stage starts (attempt is 1-based).
+    fn stage_started(&self, _stage: &str, _attempt: u32) {}
+    /// A log line from a plugin (`valero:stage/log`).
+    fn stage_log(&self, _stage: &str, _level: LogLevel, _message: &str) {}
+    /// A progress report from a plugin.
+    fn stage_progress(&self, _stage: &str, _done: u64, _total: u64, _label: &str) {}
+    /// Captured stdout/stderr of a finished attempt (`stream` = "stdout" | "stderr").
+    fn stage_output(&self, _stage: &str, _stream: &str, _text: &str) {}
+    /// A stage reached its final status (passed, failed, skipped, …).
+    fn stage_finished(&self, _report: &StageReport) {}
+    /// The run ended.
+    fn run_finished(&self, _report: &RunReport) {}
+}
+
+/// Observes nothing (library use, tests).
+pub struct Silent;
+
+impl Observer for Silent {}

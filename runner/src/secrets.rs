@@ -1,0 +1,213 @@
+//! Secret masking: every secret value, and its base64 and URL-encoded forms,
+//! is replaced by `***` in logs, reports, run records and captured output.
+//!
+//! Masking is applied at the edges where plugin text leaves the sandbox
+//! (log lines as they arrive, captured output and stage reports when an
+//! attempt ends), so nothing downstream — terminal, JSON/JUnit/Markdown
+//! reports, records — ever holds a secret. Known limit: a secret embedded in a
+//! larger encoded blob (e.g. base64 of `user:password`) is not recognisable.
+
+use std::borrow::Cow;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+pub const MASK: &str = "***";
+
+/// Values shorter than this are not masked (they would blank out ordinary
+/// text); `valero validate`/`run` warn about them.
+pub const MIN_MASKED_LEN: usize = 3;
+
+#[derive(Debug, Default, Clone)]
+pub struct Masker {
+    /// Every form of every secret, longest first (so a longer form is
+    /// replaced before a shorter one that is part of it).
+    patterns: Vec<String>,
+}
+
+impl Masker {
+    pub fn new<'a>(values: impl IntoIterator<Item = &'a str>) -> Masker {
+        let mut patterns: Vec<String> = values
+            .into_iter()
+            .filter(|v| v.len() >= MIN_MASKED_LEN)
+            .flat_map(forms)
+            .filter(|f| f.len() >= MIN_MASKED_LEN)
+            .collect();
+        patterns.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        patterns.dedup();
+        Masker { patterns }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    pub fn mask<'s>(&self, s: &'s str) -> Cow<'s, str> {
+        if !self.patterns.iter().any(|p| s.contains(p.as_str())) {
+            return Cow::Borrowed(s);
+        }
+        let mut out = s.to_string();
+        for p in &self.patterns {
+            if out.contains(p.as_str()) {
+                out = out.replace(p.as_str(), MASK);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// Masks raw bytes (captured output). With `truncated`, a trailing
+    /// partial match — a secret cut by the output cap — is masked too.
+    pub fn mask_bytes(&self, bytes: &[u8], truncated: bool) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        for p in &self.patterns {
+            out = replace_bytes(&out, p.as_bytes(), MASK.as_bytes());
+        }
+        if truncated {
+            let cut = self
+                .patterns
+                .iter()
+                .filter_map(|p| {
+                    (1..p.len())
+                        .rev()
+                        .find(|&n| out.ends_with(&p.as_bytes()[..n]))
+                })
+                .max();
+            if let Some(n) = cut {
+                out.truncate(out.len() - n);
+                out.extend_from_slice(MASK.as_bytes());
+            }
+        }
+        out
+    }
+
+    /// Masks every string (keys too) inside a JSON value.
+    pub fn mask_json(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(m) = self.mask(s) {
+                    *s = m;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.mask_json(v)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (k, mut v) in entries {
+                    self.mask_json(&mut v);
+                    map.insert(self.mask(&k).into_owned(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Masks a serialisable value by round-tripping it through JSON: one
+    /// mechanism for every field of a report, present and future.
+    pub fn mask_serde<T: serde::Serialize + serde::de::DeserializeOwned>(&self, value: T) -> T {
+        if self.is_empty() {
+            return value;
+        }
+        let Ok(mut json) = serde_json::to_value(&value) else {
+            return value;
+        };
+        self.mask_json(&mut json);
+        serde_json::from_value(json).unwrap_or(value)
+    }
+}
+
+/// The forms a secret is recognised in.
+fn forms(v: &str) -> Vec<String> {
+    let b = v.as_bytes();
+    vec![
+        v.to_string(),
+        STANDARD.encode(b),
+        STANDARD_NO_PAD.encode(b),
+        URL_SAFE.encode(b),
+        URL_SAFE_NO_PAD.encode(b),
+        percent_encode(v, false, true),
+        percent_encode(v, false, false),
+        percent_encode(v, true, true),
+    ]
+}
+
+/// RFC 3986 percent-encoding of everything but unreserved characters;
+/// `form` encodes space as `+` (application/x-www-form-urlencoded).
+fn percent_encode(v: &str, form: bool, upper: bool) -> String {
+    let mut out = String::new();
+    for &byte in v.as_bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(byte as char)
+            }
+            b' ' if form => out.push('+'),
+            _ if upper => out.push_str(&format!("%{byte:02X}")),
+            _ => out.push_str(&format!("%{byte:02x}")),
+        }
+    }
+    out
+}
+
+fn replace_bytes(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return haystack.to_vec();
+    }
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "p@ss w/rd:42";
+
+    #[test]
+    fn masks_plain_base64_and_url_encoded_forms() {
+        let m = Masker::new([SECRET]);
+        let text = format!(
+            "plain={SECRET} b64={} url={} form={}",
+            STANDARD.encode(SECRET),
+            "p%40ss%20w%2Frd%3A42",
+            "p%40ss+w%2Frd%3A42"
+        );
+        assert_eq!(m.mask(&text), "plain=*** b64=*** url=*** form=***");
+    }
+
+    #[test]
+    fn masks_json_keys_values_and_bytes() {
+        let m = Masker::new([SECRET]);
+        let mut v = serde_json::json!({ SECRET: [format!("x{SECRET}y"), 3] });
+        m.mask_json(&mut v);
+        assert_eq!(v, serde_json::json!({ "***": ["x***y", 3] }));
+        assert_eq!(
+            m.mask_bytes(format!("a{SECRET}b").as_bytes(), false),
+            b"a***b"
+        );
+    }
+
+    #[test]
+    fn a_secret_cut_by_the_output_cap_is_masked() {
+        let m = Masker::new([SECRET]);
+        let cut = format!("log: {}", &SECRET[..5]);
+        assert_eq!(m.mask_bytes(cut.as_bytes(), true), b"log: ***");
+        // Without truncation a harmless prefix stays.
+        assert_eq!(m.mask_bytes(b"log: p", false), b"log: p");
+    }
+
+    #[test]
+    fn short_values_are_not_masked() {
+        let m = Masker::new(["ab"]);
+        assert!(m.is_empty());
+        assert_eq!(m.mask("abc"), "abc");
+    }
+}

@@ -1,0 +1,63 @@
+//! The compile cache: a second run loads every plugin from it, and a
+//! tampered entry is never loaded.
+
+mod common;
+
+use common::*;
+
+fn sources(report: &serde_json::Value) -> Vec<String> {
+    report["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["load"]["source"].as_str().unwrap_or("none").to_string())
+        .collect()
+}
+
+#[test]
+fn second_run_loads_from_cache_and_tampered_entries_are_rejected() {
+    let tk = plugin_lines("testkit");
+    let p = format!(
+        "{}[stages.a]\n{tk}with = {{ behavior = \"pass\" }}\n\
+         [stages.b]\nplugin = \"builtin:repo-check\"\nwith = {{ require = [\"pipeline.toml\"] }}\ngrants = {{ fs = {{ read = [\".\"] }} }}\n",
+        header("cache")
+    );
+    let mut project = Project::new(&p);
+    let cache = tempfile::tempdir().unwrap();
+    project.cache = cache.path().to_path_buf();
+
+    let (code, first, out) = project.run(&[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    assert_eq!(sources(&first), ["compiled", "compiled"]);
+
+    let (code, second, _) = project.run(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(sources(&second), ["cache", "cache"]);
+
+    // Flip one byte in every entry: each must be rejected and recompiled.
+    let mut tampered = 0;
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let i = bytes.len() / 2;
+            bytes[i] ^= 0x40;
+            std::fs::write(&path, bytes).unwrap();
+            tampered += 1;
+        }
+    }
+    assert_eq!(tampered, 2);
+    let (code, third, out) = project.run(&[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    assert_eq!(sources(&third), ["compiled", "compiled"]);
+    assert!(
+        stderr(&out).contains("integrity tag does not verify"),
+        "{}",
+        stderr(&out)
+    );
+
+    // --no-cache never touches it.
+    let (code, fourth, _) = project.run(&["--no-cache"]);
+    assert_eq!(code, 0);
+    assert_eq!(sources(&fourth), ["compiled", "compiled"]);
+}

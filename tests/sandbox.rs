@@ -1,0 +1,264 @@
+//! Hostile plugins are contained, each with a clear per-stage verdict, while
+//! the runner and the other stages carry on. Every attack has a control
+//! stage beside it that does the same thing with the grant, so a test cannot
+//! pass just because the feature is broken.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn hostile_plugins_are_contained() {
+    let tk = plugin_lines("testkit");
+    let wants = plugin_lines("wants-processes");
+    let http_port = http_server();
+    let tcp_port = tcp_listener();
+    let other_port = tcp_listener();
+    let scratch = tempfile::tempdir().unwrap();
+    let granted = scratch.path().join("granted");
+    let readonly = scratch.path().join("readonly");
+    std::fs::create_dir_all(&granted).unwrap();
+    std::fs::create_dir_all(&readonly).unwrap();
+    std::fs::write(granted.join("ok.txt"), "inside").unwrap();
+    std::fs::write(scratch.path().join("secret.txt"), "outside").unwrap();
+    let g = granted.display();
+    let ro = readonly.display();
+
+    let mut p = header("hostile");
+    let mut add = |name: &str, body: &str| {
+        p.push_str(&format!("[stages.{name}]\n{body}\n"));
+    };
+    add(
+        "spin",
+        &format!("{tk}timeout = \"2s\"\nwith = {{ behavior = \"spin\" }}"),
+    );
+    add(
+        "membomb",
+        &format!("{tk}with = {{ behavior = \"membomb\" }}\nlimits = {{ memory = \"64MiB\" }}"),
+    );
+    add(
+        "flood",
+        &format!(
+            "{tk}with = {{ behavior = \"flood\", bytes = 100000000 }}\nlimits = {{ output = \"1MiB\" }}"
+        ),
+    );
+    add(
+        "read-passwd",
+        &format!(
+            "{tk}with = {{ behavior = \"read-file\", path = \"/etc/passwd\" }}\ngrants = {{ fs = {{ read = [\"{g}\"] }} }}"
+        ),
+    );
+    add(
+        "read-escape",
+        &format!(
+            "{tk}with = {{ behavior = \"read-file\", path = \"{g}/../secret.txt\" }}\ngrants = {{ fs = {{ read = [\"{g}\"] }} }}"
+        ),
+    );
+    add(
+        "read-granted",
+        &format!(
+            "{tk}with = {{ behavior = \"read-file\", path = \"{g}/ok.txt\" }}\ngrants = {{ fs = {{ read = [\"{g}\"] }} }}"
+        ),
+    );
+    add(
+        "write-readonly",
+        &format!(
+            "{tk}with = {{ behavior = \"write-file\", path = \"{ro}/x.txt\", text = \"x\" }}\ngrants = {{ fs = {{ read = [\"{ro}\"] }} }}"
+        ),
+    );
+    add(
+        "write-granted",
+        &format!(
+            "{tk}with = {{ behavior = \"write-file\", path = \"{g}/new.txt\", text = \"x\" }}\ngrants = {{ fs = {{ write = [\"{g}\"] }} }}"
+        ),
+    );
+    add(
+        "tcp-ungranted",
+        &format!(
+            "{tk}with = {{ behavior = \"tcp\", addr = \"127.0.0.1:{other_port}\" }}\ngrants = {{ tcp = [\"127.0.0.1:{tcp_port}\"] }}"
+        ),
+    );
+    add(
+        "tcp-granted",
+        &format!(
+            "{tk}with = {{ behavior = \"tcp\", addr = \"127.0.0.1:{tcp_port}\" }}\ngrants = {{ tcp = [\"127.0.0.1:{tcp_port}\"] }}"
+        ),
+    );
+    add(
+        "http-ungranted-port",
+        &format!(
+            "{tk}with = {{ behavior = \"http\", url = \"http://127.0.0.1:{http_port}/\" }}\ngrants = {{ http = [\"http://127.0.0.1:{other_port}\"] }}"
+        ),
+    );
+    add(
+        "http-no-grant",
+        &format!("{tk}with = {{ behavior = \"http\", url = \"http://127.0.0.1:{http_port}/\" }}"),
+    );
+    add(
+        "http-name-bad-address",
+        &format!(
+            "{tk}with = {{ behavior = \"http\", url = \"http://localhost:{http_port}/\" }}\ngrants = {{ http = [\"http://localhost:{http_port}\"], addresses = [\"10.0.0.0/8\"] }}"
+        ),
+    );
+    add(
+        "http-granted",
+        &format!(
+            "{tk}with = {{ behavior = \"http\", url = \"http://localhost:{http_port}/\" }}\ngrants = {{ http = [\"http://localhost:{http_port}\"] }}"
+        ),
+    );
+    add(
+        "env-denied",
+        &format!("{tk}with = {{ behavior = \"env\" }}"),
+    );
+    add("capability", &wants);
+    add(
+        "panic",
+        &format!("{tk}with = {{ behavior = \"panic\", message = \"boom-42\" }}"),
+    );
+    add("trap", &format!("{tk}with = {{ behavior = \"trap\" }}"));
+    add(
+        "blocked",
+        &format!("{tk}timeout = \"1s\"\nwith = {{ behavior = \"sleep\", ms = 60000 }}"),
+    );
+    add(
+        "bystander",
+        &format!("{tk}with = {{ behavior = \"sleep\", ms = 100 }}"),
+    );
+
+    let project = Project::new(&p);
+    let (code, report, out) = project.run(&["--jobs", "32"]);
+    let log = stderr(&out);
+    let status = |name: &str| {
+        stage(&report, name)["status"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let reason = |name: &str| {
+        stage(&report, name)["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let outputs = |name: &str| stage(&report, name)["outputs"].clone();
+
+    // A refused plugin load decides the exit code (4), the rest still ran.
+    assert_eq!(code, 4, "{log}");
+    assert_eq!(status("bystander"), "passed", "{log}");
+
+    // Infinite loop: stopped by the 2 s timeout, within timeout + 1 s.
+    assert_eq!(status("spin"), "failed");
+    assert!(
+        reason("spin").contains("timed out after 2s"),
+        "{}",
+        reason("spin")
+    );
+    let a = &stage(&report, "spin")["attempts"][0];
+    let took = a["end_ms"].as_f64().unwrap() - a["start_ms"].as_f64().unwrap();
+    assert!(took < 3000.0, "spin took {took} ms");
+    assert_eq!(a["outcome"], "timed_out");
+
+    // A host call that blocks (a 60 s sleep): the outer timeout stops it too.
+    let a = &stage(&report, "blocked")["attempts"][0];
+    let took = a["end_ms"].as_f64().unwrap() - a["start_ms"].as_f64().unwrap();
+    assert_eq!(a["outcome"], "timed_out", "{a:#}");
+    assert!(took < 2000.0, "blocked took {took} ms");
+
+    // Memory bomb: stopped at the cap.
+    assert_eq!(status("membomb"), "failed");
+    assert_eq!(
+        stage(&report, "membomb")["attempts"][0]["outcome"],
+        "memory_limit",
+        "{}",
+        reason("membomb")
+    );
+    assert!(reason("membomb").contains("memory limit reached"));
+
+    // 100 MB of stdout: capped at 1 MiB, the rest counted, the stage still passes.
+    let flood = &stage(&report, "flood")["attempts"][0]["stdout"];
+    assert_eq!(status("flood"), "passed", "{}", reason("flood"));
+    assert_eq!(flood["bytes"], 1024 * 1024);
+    assert_eq!(flood["dropped"], 100_000_000 - 1024 * 1024);
+    let records = std::fs::read_dir(project.path().join(".valero/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let kept = std::fs::metadata(records.join("stages/flood/attempt-1/stdout.log"))
+        .unwrap()
+        .len();
+    assert_eq!(kept, 1024 * 1024);
+
+    // Filesystem: nothing outside the preopens, no writes to read-only ones.
+    assert_eq!(status("read-passwd"), "failed");
+    assert_eq!(status("read-escape"), "failed");
+    assert!(!outputs("read-escape").to_string().contains("outside"));
+    assert_eq!(
+        status("read-granted"),
+        "passed",
+        "{}",
+        reason("read-granted")
+    );
+    assert_eq!(outputs("read-granted")["content"], "inside");
+    assert_eq!(status("write-readonly"), "failed");
+    assert!(!readonly.join("x.txt").exists());
+    assert_eq!(
+        status("write-granted"),
+        "passed",
+        "{}",
+        reason("write-granted")
+    );
+    assert!(granted.join("new.txt").exists());
+
+    // Network: only granted ports, only granted resolved addresses.
+    assert_eq!(status("tcp-ungranted"), "failed");
+    assert_eq!(status("tcp-granted"), "passed", "{}", reason("tcp-granted"));
+    assert_eq!(status("http-ungranted-port"), "failed");
+    assert!(
+        reason("http-ungranted-port").contains("denied"),
+        "{}",
+        reason("http-ungranted-port")
+    );
+    assert_eq!(status("http-no-grant"), "failed");
+    assert!(reason("http-no-grant").contains("denied"));
+    assert_eq!(status("http-name-bad-address"), "failed");
+    assert!(reason("http-name-bad-address").contains("denied"));
+    assert_eq!(
+        status("http-granted"),
+        "passed",
+        "{}",
+        reason("http-granted")
+    );
+
+    // Environment: nothing of the host's leaks in.
+    assert_eq!(status("env-denied"), "passed");
+    let env = outputs("env-denied");
+    assert!(
+        env.get("PATH").is_none() && env.get("HOME").is_none(),
+        "{env}"
+    );
+
+    // Ungranted capability: refused at load, with stage, interface and grant named.
+    assert_eq!(status("capability"), "failed");
+    let r = reason("capability");
+    assert!(
+        r.contains("stage `capability`")
+            && r.contains("valero:stage/processes@0.1.0")
+            && r.contains("processes = true"),
+        "{r}"
+    );
+    assert!(
+        stage(&report, "capability")["attempts"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Panics and traps: fail, the message kept.
+    assert_eq!(status("panic"), "failed");
+    let panic_attempt = stage(&report, "panic")["attempts"][0].to_string();
+    assert!(panic_attempt.contains("boom-42"), "{panic_attempt}");
+    assert_eq!(status("trap"), "failed");
+    assert!(reason("trap").contains("trapped"), "{}", reason("trap"));
+}
