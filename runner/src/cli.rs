@@ -195,7 +195,11 @@ pub fn main() -> Exit {
             };
         }
     };
-    let tty = matches!(&cli.command, Command::Run(a) if a.progress.is_tty());
+    // Live bars only where they help: a terminal, and not when logs are JSON
+    // (unless asked for explicitly). Logging and the observer use this one decision.
+    let tty = matches!(&cli.command, Command::Run(a)
+        if a.progress.is_tty()
+        && (matches!(cli.log_format, LogFormat::Text) || a.progress == ProgressMode::Tty));
     init_logging(&cli, tty);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -207,13 +211,15 @@ pub fn main() -> Exit {
             return Exit::Internal;
         }
     };
-    rt.block_on(dispatch(cli))
+    rt.block_on(dispatch(cli, tty))
 }
 
 fn init_logging(cli: &Cli, tty: bool) {
     use tracing_subscriber::EnvFilter;
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "warn",
+        // The bars already show what INFO lines would say.
+        (false, 0) if tty => "warn",
         (false, 0) => "info",
         (false, 1) => "debug",
         _ => "trace",
@@ -226,7 +232,6 @@ fn init_logging(cli: &Cli, tty: bool) {
         .with_env_filter(filter)
         .with_writer(terminal::tracing_writer)
         .with_target(false);
-    let _ = tty;
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder
@@ -236,13 +241,20 @@ fn init_logging(cli: &Cli, tty: bool) {
     }
 }
 
-async fn dispatch(cli: Cli) -> Exit {
+async fn dispatch(cli: Cli, tty: bool) -> Exit {
     let verbosity = Verbosity {
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
     match cli.command {
-        Command::Run(args) => cmd_run(args, verbosity).await,
+        Command::Run(args) => {
+            let mode = if tty {
+                ProgressMode::Tty
+            } else {
+                ProgressMode::Plain
+            };
+            cmd_run(args, terminal::observer(mode, verbosity)).await
+        }
         Command::Validate { pipeline } => match run::load_pipeline(&pipeline) {
             Ok(p) => {
                 println!(
@@ -363,7 +375,7 @@ fn fail(e: run::RunError) -> Exit {
     e.exit
 }
 
-async fn cmd_run(args: RunArgs, verbosity: Verbosity) -> Exit {
+async fn cmd_run(args: RunArgs, observer: std::sync::Arc<dyn crate::observer::Observer>) -> Exit {
     let opts = RunOptions {
         pipeline: args.pipeline,
         target: args.target,
@@ -382,7 +394,7 @@ async fn cmd_run(args: RunArgs, verbosity: Verbosity) -> Exit {
             skip: args.skip,
         },
         resume: args.resume,
-        observer: terminal::observer(args.progress, verbosity),
+        observer,
     };
     let (interrupt, sender) = Interrupt::channel();
     tokio::spawn(async move {
@@ -408,6 +420,13 @@ async fn cmd_run(args: RunArgs, verbosity: Verbosity) -> Exit {
 fn write_reports(report: &RunReport, specs: &[ReportSpec]) -> bool {
     let mut ok = true;
     for spec in specs {
+        if let Some(parent) = spec.path.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Err(e) = std::fs::create_dir_all(parent)
+        {
+            eprintln!("error: cannot create {}: {e}", parent.display());
+            ok = false;
+            continue;
+        }
         let result = match spec.format {
             ReportFormat::Json => crate::records::write_json(&spec.path, report),
             ReportFormat::Junit => crate::report::junit::render(report)

@@ -586,6 +586,9 @@ impl Observer for TtyObserver {
                 "{} {padded}{time}{tries}  inconclusive: {first}",
                 self.paint("33", "?")
             ),
+            StageStatus::Skipped if first.is_empty() => {
+                format!("{} {name} skipped", self.paint("2", "-"))
+            }
             StageStatus::Skipped => format!("{} {name} skipped: {first}", self.paint("2", "-")),
             StageStatus::Cancelled => format!(
                 "{} {name} cancelled{}",
@@ -1031,6 +1034,35 @@ mod tests {
         });
         assert!(!out.contains("[health]"), "{out}");
         assert!(out.contains("[deploy] failed in 0.4s"), "{out}");
+    }
+
+    #[test]
+    fn tty_observer_lifecycle_does_not_panic_and_unregisters() {
+        // stderr is not a terminal under `cargo test`: indicatif draws nothing.
+        let obs = TtyObserver::new(Verbosity::default());
+        let stages = [
+            "health".to_string(),
+            "deploy".to_string(),
+            "verify".to_string(),
+        ];
+        obs.run_started("r-1", "shop", "staging", &stages);
+        obs.stage_started("health", 1);
+        obs.stage_progress("health", 3, 14, "probing");
+        obs.stage_log("health", LogLevel::Info, "probing 7 services");
+        obs.stage_progress("health", 5, 0, "waiting");
+        obs.stage_started("health", 2);
+        let mut passed = stage("health", StageStatus::Passed);
+        passed.start_ms = Some(0.0);
+        passed.end_ms = Some(1200.0);
+        obs.stage_finished(&passed);
+        obs.stage_started("deploy", 1);
+        obs.stage_log("deploy", LogLevel::Error, "boom");
+        obs.stage_finished(&failed_stage());
+        obs.stage_finished(&stage("verify", StageStatus::Skipped));
+        assert_eq!(obs.overall.position(), 3);
+        assert!(lock(&obs.state).bars.is_empty());
+        obs.run_finished(&report());
+        assert!(lock(&ACTIVE).as_ref().is_none_or(|(id, _)| *id != obs.id));
     }
 
     #[test]
