@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Plugins embedded as `builtin:NAME` (crate name = NAME).
-const BUILTINS: &[&str] = &["repo-check", "http-probe"];
+const BUILTINS: &[&str] = &["repo-check", "http-probe", "deploy-local"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));

@@ -225,8 +225,11 @@ fn init_logging(cli: &Cli, tty: bool) {
         _ => "trace",
     };
     // Our own crate at the chosen level; dependencies only when they warn.
-    let filter = EnvFilter::try_from_env("VALERO_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,valero={level}")));
+    let filter = EnvFilter::try_from_env("VALERO_LOG").unwrap_or_else(|_| {
+        // wasi-http logs every refused connection of a guest at WARN; the
+        // guest gets the error and reports it, so that is noise here.
+        EnvFilter::new(format!("warn,wasmtime_wasi_http=error,valero={level}"))
+    });
     // Log lines go above the live progress bars when they are shown.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::engine::{LoadSource, Runtime};
 use crate::exit::Exit;
+use crate::host::capabilities::processes::Supervisor;
 use crate::observer::Observer;
 use crate::pipeline::{self, Capability, Pipeline, PluginRef, SecretSource};
 use crate::plan::{self, Plan, Selection};
@@ -175,6 +176,13 @@ pub async fn run(
         })
         .collect();
     let previous = previous.unwrap_or_default();
+    let processes = Arc::new(Supervisor::new(
+        &pipeline.targets[&plan.target],
+        recorder.dir(),
+        &pipeline.base_dir,
+        secrets.clone(),
+        masker.clone(),
+    ));
     let ctx = Arc::new(RunContext {
         runtime,
         pipeline: pipeline.clone(),
@@ -192,11 +200,14 @@ pub async fn run(
         secrets,
         masker,
         observer: opts.observer.clone(),
+        processes: processes.clone(),
         resumed: session,
         previous: previous.stages,
         excluded,
     });
     let report = scheduler::execute(ctx.clone(), &plan, plugins, opts.jobs, interrupt).await;
+    // Whatever happened, nothing the run started outlives it.
+    processes.stop_all().await;
     let exit = match report.outcome {
         RunOutcome::Passed => Exit::Success,
         RunOutcome::Inconclusive => Exit::Inconclusive,
@@ -218,10 +229,23 @@ fn run_id(now: time::OffsetDateTime) -> String {
 
 /// Reads the values of the secrets the planned stages are granted.
 fn resolve_secrets(p: &Pipeline, plan: &Plan) -> Result<BTreeMap<String, String>, RunError> {
+    // Secrets granted to planned stages, and those the target's processes
+    // take in their environment (resolved here so they are masked too).
+    let target = &p.targets[&plan.target];
+    let process_secrets = target
+        .services
+        .values()
+        .chain(target.jobs.values())
+        .flat_map(|s| s.env.values())
+        .filter_map(|v| match v {
+            pipeline::EnvValue::Secret(name) => Some(name),
+            _ => None,
+        });
     let wanted: BTreeSet<&String> = plan
         .stages
         .iter()
         .flat_map(|s| p.stages[s.index].grants.secrets.iter())
+        .chain(process_secrets)
         .collect();
     let mut out = BTreeMap::new();
     for name in wanted {

@@ -16,9 +16,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::engine::{AttemptOutcome, LoadedPlugin, Runtime};
+use crate::host::capabilities::processes::Supervisor;
 use crate::host::{StageContext, Verdict};
 use crate::observer::Observer;
-use crate::pipeline::{Digest, Pipeline, PluginRef, Stage};
+use crate::pipeline::{Capability, Digest, Pipeline, PluginRef, Stage};
 use crate::plan::Plan;
 use crate::records::{Event, Recorder};
 use crate::report::{
@@ -49,6 +50,8 @@ pub struct RunContext {
     pub secrets: BTreeMap<String, String>,
     pub masker: Arc<Masker>,
     pub observer: Arc<dyn Observer>,
+    /// Every process the run starts through the `processes` capability.
+    pub processes: Arc<Supervisor>,
     /// Stage reports of the run being resumed (empty for a fresh run).
     pub previous: BTreeMap<String, StageReport>,
     /// How many times this run has been resumed (0 for a fresh run).
@@ -479,6 +482,11 @@ async fn run_stage(
             masker: ctx.masker.clone(),
             observer: ctx.observer.clone(),
         },
+        processes: stage
+            .grants
+            .capabilities
+            .contains(&Capability::Processes)
+            .then(|| ctx.processes.clone()),
         base_dir: &ctx.pipeline.base_dir,
     };
     let config = stage.with.to_string();

@@ -17,6 +17,8 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use model::*;
+/// Resolves a path from pipeline.toml against the pipeline directory.
+pub use values::resolve as resolve_path;
 
 /// What the loader may rely on besides the file itself.
 #[derive(Debug, Clone, Default)]

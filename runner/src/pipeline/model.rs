@@ -37,6 +37,47 @@ pub struct Target {
     pub description: String,
     /// Free-form settings handed to stages as part of their context (`[targets.X.settings]`).
     pub settings: serde_json::Value,
+    /// `[targets.X.services.NAME]`: long-running processes a stage granted
+    /// `processes` may start and stop — and nothing else.
+    pub services: BTreeMap<String, ProcessSpec>,
+    /// `[targets.X.jobs.NAME]`: one-shot commands (e.g. a build) such a stage may run.
+    pub jobs: BTreeMap<String, ProcessSpec>,
+}
+
+/// A process declared by a target. The host starts exactly this; a plugin
+/// only names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    pub name: String,
+    /// A path (containing `/`, resolved against the pipeline directory) or a
+    /// program name looked up on PATH.
+    pub program: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, EnvValue>,
+    /// Working directory (absolute); default the pipeline directory.
+    pub cwd: PathBuf,
+    /// The port the service listens on (127.0.0.1); checked free before start.
+    pub port: Option<u16>,
+    /// Readiness URL (plugins poll it; `health` stages use it).
+    pub ready: Option<String>,
+    /// Services that must be started first.
+    pub needs: Vec<String>,
+    /// Jobs: wall-time limit.
+    pub timeout: Duration,
+}
+
+/// An environment value for a declared process, resolved by the host at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// A literal; `{run_dir}`, `{service}` and `{port}` are substituted.
+    Literal(String),
+    /// `{ secret = "NAME" }`: the value of a pipeline secret (never seen by plugins).
+    Secret(String),
+    /// `{ host_env = "VAR", default = "…" }`: the runner's own environment.
+    HostEnv {
+        var: String,
+        default: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -24,7 +24,11 @@ type Val<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &["pipeline", "targets", "secrets", "stages"];
 const PIPELINE_KEYS: &[&str] = &["name", "description", "default_target", "timeout"];
-const TARGET_KEYS: &[&str] = &["description", "settings"];
+const TARGET_KEYS: &[&str] = &["description", "settings", "services", "jobs"];
+const SERVICE_KEYS: &[&str] = &["program", "args", "env", "cwd", "port", "ready", "needs"];
+const JOB_KEYS: &[&str] = &["program", "args", "env", "cwd", "timeout"];
+/// Default wall-time limit of a target job.
+const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(1800);
 const SECRET_KEYS: &[&str] = &["env", "file"];
 const STAGE_KEYS: &[&str] = &[
     "plugin",
@@ -435,14 +439,174 @@ impl<'a> Validator<'a> {
                 },
                 None => serde_json::Value::Object(Default::default()),
             };
+            let services = tt
+                .get("services")
+                .map(|v| self.processes(name, "services", v, true))
+                .unwrap_or_default();
+            let jobs = tt
+                .get("jobs")
+                .map(|v| self.processes(name, "jobs", v, false))
+                .unwrap_or_default();
             out.insert(
                 name.to_string(),
                 Target {
                     name: name.to_string(),
                     description,
                     settings,
+                    services,
+                    jobs,
                 },
             );
+        }
+        out
+    }
+
+    /// `[targets.T.services]` / `[targets.T.jobs]`.
+    fn processes(
+        &mut self,
+        target: &str,
+        kind: &str,
+        v: &Val<'_>,
+        service: bool,
+    ) -> BTreeMap<String, ProcessSpec> {
+        let mut out = BTreeMap::new();
+        let Some(t) = self.table(v) else {
+            return out;
+        };
+        let mut needs_spans = Vec::new();
+        for (name, val) in in_order(t) {
+            let name: &str = name.get_ref();
+            let Some(pt) = self.table(val) else { continue };
+            let context = format!("in [targets.{target}.{kind}.{name}]");
+            self.check_keys(pt, if service { SERVICE_KEYS } else { JOB_KEYS }, &context);
+            let Some(program) = (match pt.get("program") {
+                Some(p) => self.non_empty_string(p, "program"),
+                None => {
+                    self.error(
+                        val.span(),
+                        format!("missing `program` {context}"),
+                        Some("e.g. program = \"target/release/neuroerp\"".into()),
+                    );
+                    None
+                }
+            }) else {
+                continue;
+            };
+            let args = pt
+                .get("args")
+                .and_then(|a| self.strings(a))
+                .map(|v| v.into_iter().map(|(s, _)| s.to_string()).collect())
+                .unwrap_or_default();
+            let env = pt
+                .get("env")
+                .map(|e| self.env_values(e))
+                .unwrap_or_default();
+            let cwd = pt
+                .get("cwd")
+                .and_then(|c| self.string(c))
+                .map(|c| values::resolve(&self.base_dir, c))
+                .unwrap_or_else(|| self.base_dir.clone());
+            let port = pt.get("port").and_then(|p| {
+                let n = self.integer(p)?;
+                match u16::try_from(n) {
+                    Ok(port) if port > 0 => Some(port),
+                    _ => {
+                        self.error(
+                            p.span(),
+                            format!("port {n} is out of range"),
+                            Some("use 1-65535".into()),
+                        );
+                        None
+                    }
+                }
+            });
+            let ready = pt
+                .get("ready")
+                .and_then(|r| self.string(r))
+                .map(str::to_string);
+            let needs = match pt.get("needs").and_then(|n| self.strings(n)) {
+                Some(items) => {
+                    for (need, span) in &items {
+                        needs_spans.push((name.to_string(), need.to_string(), span.clone()));
+                    }
+                    items.into_iter().map(|(s, _)| s.to_string()).collect()
+                }
+                None => Vec::new(),
+            };
+            let timeout = pt
+                .get("timeout")
+                .and_then(|d| self.duration(d, false))
+                .unwrap_or(DEFAULT_JOB_TIMEOUT);
+            out.insert(
+                name.to_string(),
+                ProcessSpec {
+                    name: name.to_string(),
+                    program: program.to_string(),
+                    args,
+                    env,
+                    cwd,
+                    port,
+                    ready,
+                    needs,
+                    timeout,
+                },
+            );
+        }
+        for (service, need, span) in needs_spans {
+            if !out.contains_key(&need) {
+                self.error(
+                    span,
+                    format!("unknown service `{need}` in `needs` of [targets.{target}.services.{service}]"),
+                    values::suggestion(&need, out.keys().map(String::as_str), "declared services are"),
+                );
+            }
+        }
+        out
+    }
+
+    /// `env = { K = "v", S = { secret = "name" }, H = { host_env = "VAR", default = "d" } }`.
+    fn env_values(&mut self, v: &Val<'_>) -> BTreeMap<String, EnvValue> {
+        let mut out = BTreeMap::new();
+        let Some(t) = self.table(v) else {
+            return out;
+        };
+        for (key, val) in in_order(t) {
+            let key: &str = key.get_ref();
+            let value = match val.get_ref() {
+                DeValue::String(s) => Some(EnvValue::Literal(s.to_string())),
+                DeValue::Table(et) => {
+                    self.check_keys(
+                        et,
+                        &["secret", "host_env", "default"],
+                        &format!("in env `{key}`"),
+                    );
+                    match (et.get("secret"), et.get("host_env")) {
+                        (Some(s), None) => self.string(s).map(|s| EnvValue::Secret(s.to_string())),
+                        (None, Some(h)) => self.string(h).map(|var| EnvValue::HostEnv {
+                            var: var.to_string(),
+                            default: et
+                                .get("default")
+                                .and_then(|d| self.string(d))
+                                .map(str::to_string),
+                        }),
+                        _ => {
+                            self.error(
+                                val.span(),
+                                format!("env `{key}` needs exactly one of `secret` or `host_env`"),
+                                Some("e.g. { secret = \"db_url\" } or { host_env = \"DATABASE_URL\", default = \"sqlite://app.db\" }".into()),
+                            );
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    self.type_error(val, "a string or a table");
+                    None
+                }
+            };
+            if let Some(value) = value {
+                out.insert(key.to_string(), value);
+            }
         }
         out
     }

@@ -23,6 +23,7 @@ pub use limiter::TotalMemoryLimiter;
 pub use output::{CappedPipe, Captured};
 
 use crate::host::StageContext;
+use crate::host::capabilities::processes::Supervisor;
 use crate::host::log::LogBuffer;
 use crate::observer::Observer;
 use crate::pipeline::{Grants, Limits};
@@ -34,6 +35,8 @@ pub struct StoreState {
     pub context: StageContext,
     pub logs: LogBuffer,
     pub io: StageIo,
+    /// The run's process supervisor, when the stage is granted `processes`.
+    pub processes: Option<Arc<Supervisor>>,
     pub started: Instant,
     pub limiter: TotalMemoryLimiter,
     wasi: WasiCtx,
@@ -77,6 +80,8 @@ pub struct SandboxSpec<'a> {
     /// Resolved secret values granted to the stage, exposed as env vars.
     pub secrets: &'a [(String, String)],
     pub io: StageIo,
+    /// Set only for stages granted `processes`.
+    pub processes: Option<Arc<Supervisor>>,
     /// The pipeline's directory. A granted directory inside it is also
     /// visible at its path relative to it (`.` for itself), so relative paths
     /// in `with` tables mean what they mean to the user. Grants nothing more.
@@ -130,6 +135,7 @@ impl SandboxSpec<'_> {
         let state = StoreState {
             logs: capture.logs.clone(),
             io: self.io.clone(),
+            processes: self.processes.clone(),
             started: Instant::now(),
             limiter: TotalMemoryLimiter::new(self.limits.memory),
             wasi: b.build(),

@@ -1,23 +1,26 @@
 //! Host capability interfaces (`processes`, `containers`, `kubernetes`,
 //! `databases`). Each is linked only for stages granted it.
 //!
-//! The contract and the grant mechanism are in place; the engines behind
-//! them (process supervisor, bollard, kube, sqlx) are added one capability at
-//! a time. Until one is, a granted call returns an error that says so, rather
-//! than pretending to work.
+//! `processes` is implemented in [`processes`]. The engines behind the
+//! others (bollard, kube, sqlx) are added one capability at a time; until
+//! one is, a granted call returns an error that says so, rather than
+//! pretending to work.
+
+pub mod processes;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::host::bindings::valero::stage::{containers, databases, kubernetes, processes};
+use crate::host::bindings::valero::stage::{containers, databases, kubernetes};
 use crate::pipeline::Capability;
 use crate::sandbox::StoreState;
 
 /// Links one capability interface into a stage's linker.
 pub fn link(cap: Capability, linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
     match cap {
-        Capability::Processes => {
-            processes::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
-        }
+        Capability::Processes => crate::host::bindings::valero::stage::processes::add_to_linker::<
+            StoreState,
+            HasSelf<StoreState>,
+        >(linker, |s| s),
         Capability::Containers => {
             containers::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
         }
@@ -35,18 +38,6 @@ fn unavailable(cap: Capability) -> String {
         "the `{}` capability is granted but has no engine in this valero build yet",
         cap.name()
     )
-}
-
-impl processes::Host for StoreState {
-    async fn start(&mut self, _name: String) -> wasmtime::Result<Result<u32, String>> {
-        Ok(Err(unavailable(Capability::Processes)))
-    }
-    async fn stop(&mut self, _name: String) -> wasmtime::Result<Result<(), String>> {
-        Ok(Err(unavailable(Capability::Processes)))
-    }
-    async fn running(&mut self, _name: String) -> wasmtime::Result<Result<bool, String>> {
-        Ok(Err(unavailable(Capability::Processes)))
-    }
 }
 
 impl containers::Host for StoreState {
