@@ -137,6 +137,14 @@ pub async fn execute(
     let mut interrupted = *interrupt.soft.borrow();
 
     loop {
+        // A stage task may notice the interrupt (and finish as cancelled)
+        // before this loop's select does: read the flag itself each round.
+        if !interrupted && *interrupt.soft.borrow() {
+            interrupted = true;
+            tracing::warn!(
+                "interrupted: stopping running stages; `always` stages still run (interrupt again to stop them too)"
+            );
+        }
         // Start (or settle) every stage whose needs have all finished.
         for planned in &plan.stages {
             if !matches!(slots[planned.name.as_str()], Slot::Pending) {
@@ -259,10 +267,8 @@ pub async fn execute(
                     None => {}
                 }
             }
-            _ = interrupt.soft.changed(), if !interrupted => {
-                interrupted = true;
-                tracing::warn!("interrupted: stopping running stages; `always` stages still run (interrupt again to stop them too)");
-            }
+            // Wakes the loop, which then reads the flag.
+            _ = interrupt.soft.changed(), if !interrupted => {}
         }
     }
     let report = assemble(&ctx, plan, &reports, interrupted);

@@ -228,7 +228,10 @@ async fn version(State(core): State<SharedCore>) -> impl IntoResponse {
 async fn metrics(State(core): State<SharedCore>) -> impl IntoResponse {
     let extra = crate::services::extra_metrics(&core).await;
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         core.metrics.render(&extra),
     )
 }
@@ -278,8 +281,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         {
             s.recv().await;
         }

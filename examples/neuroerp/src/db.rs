@@ -74,9 +74,8 @@ impl Db {
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("connecting to the {} database", backend.name())
-                    });
+                    return Err(e)
+                        .with_context(|| format!("connecting to the {} database", backend.name()));
                 }
             }
         }
@@ -93,9 +92,11 @@ impl Db {
 
     /// Highest applied migration version (0 when none).
     pub async fn schema_version(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations")
-            .fetch_one(&self.pool)
-            .await
+        sqlx::query_scalar(
+            "SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM schema_migrations",
+        )
+        .fetch_one(&self.pool)
+        .await
     }
 
     /// Apply pending migrations in order, each in its own transaction, and

@@ -114,8 +114,16 @@ impl Metrics {
                 "http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
         out.push_str(extra);
         out

@@ -89,7 +89,10 @@ impl IntoResponse for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         tracing::error!(error = %e, "database error");
-        ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("database error: {e}"))
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("database error: {e}"),
+        )
     }
 }
 

@@ -42,7 +42,9 @@ async fn on_event(
         .map_err(|e| ApiError::unprocessable(format!("bad sale.completed payload: {e}")))?;
     let day: String = sale.at.chars().take(10).collect();
     if day.len() != 10 {
-        return Err(ApiError::unprocessable("`at` must be an RFC 3339 timestamp"));
+        return Err(ApiError::unprocessable(
+            "`at` must be an RFC 3339 timestamp",
+        ));
     }
     let done = sqlx::query(
         "INSERT INTO sales_facts (event_id, sale_id, customer_id, total_cents, day, at, received_at)
@@ -60,7 +62,10 @@ async fn on_event(
     if done.rows_affected() == 1 {
         Ok((StatusCode::CREATED, Json(json!({ "event_id": ev.id }))))
     } else {
-        Ok((StatusCode::OK, Json(json!({ "event_id": ev.id, "duplicate": true }))))
+        Ok((
+            StatusCode::OK,
+            Json(json!({ "event_id": ev.id, "duplicate": true })),
+        ))
     }
 }
 

@@ -101,7 +101,9 @@ async fn subscribe(
         return Err(ApiError::unprocessable("topic must not be empty"));
     }
     if !(req.callback_url.starts_with("http://") || req.callback_url.starts_with("https://")) {
-        return Err(ApiError::unprocessable("callback_url must be an http(s) URL"));
+        return Err(ApiError::unprocessable(
+            "callback_url must be an http(s) URL",
+        ));
     }
     let subscriber = req.subscriber.unwrap_or_else(|| req.callback_url.clone());
     let sub: Subscription = sqlx::query_as(
@@ -172,7 +174,10 @@ async fn publish(
             .bind(req.key.as_deref())
             .fetch_one(&core.db.pool)
             .await?;
-        return Ok((StatusCode::OK, Json(json!({ "id": id, "topic": topic, "duplicate": true }))));
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "id": id, "topic": topic, "duplicate": true })),
+        ));
     };
     let fanout = sqlx::query(
         "INSERT INTO deliveries (event_id, subscription_id, status, attempts, next_attempt_ms)
@@ -185,7 +190,12 @@ async fn publish(
     .await?;
     tx.commit().await?;
     bus.wake.notify_one();
-    tracing::info!(event_id = id, topic, deliveries = fanout.rows_affected(), "published");
+    tracing::info!(
+        event_id = id,
+        topic,
+        deliveries = fanout.rows_affected(),
+        "published"
+    );
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "topic": topic, "deliveries": fanout.rows_affected() })),
@@ -249,7 +259,9 @@ async fn deliveries(
         && s != "pending"
         && s != "delivered"
     {
-        return Err(ApiError::unprocessable("status must be pending or delivered"));
+        return Err(ApiError::unprocessable(
+            "status must be pending or delivered",
+        ));
     }
     let rows = sqlx::query_as(
         "SELECT d.id, d.event_id, d.subscription_id, s.subscriber, s.callback_url, d.status,

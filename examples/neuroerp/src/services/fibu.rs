@@ -155,13 +155,22 @@ async fn on_event(
             credit_cents: sale.total_cents,
         },
     ];
-    let description = format!("sale {} customer {} at {}", sale.sale_id, sale.customer_id, sale.at);
+    let description = format!(
+        "sale {} customer {} at {}",
+        sale.sale_id, sale.customer_id, sale.at
+    );
     match book(&core, Some(ev.id), &description, &lines).await? {
         Some(entry_id) => {
             tracing::info!(event_id = ev.id, entry_id, "sale booked");
-            Ok((StatusCode::CREATED, Json(json!({ "entry_id": entry_id, "event_id": ev.id }))))
+            Ok((
+                StatusCode::CREATED,
+                Json(json!({ "entry_id": entry_id, "event_id": ev.id })),
+            ))
         }
-        None => Ok((StatusCode::OK, Json(json!({ "event_id": ev.id, "duplicate": true })))),
+        None => Ok((
+            StatusCode::OK,
+            Json(json!({ "event_id": ev.id, "duplicate": true })),
+        )),
     }
 }
 
@@ -181,7 +190,10 @@ async fn create(
     let id = book(&core, None, &description, &new.lines)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "entry not stored"))?;
-    let entry = load(&core, Some(id)).await?.pop().ok_or_else(|| ApiError::not_found("entry"))?;
+    let entry = load(&core, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::not_found("entry"))?;
     Ok((StatusCode::CREATED, Json(entry)))
 }
 
@@ -251,7 +263,10 @@ mod tests {
 
     #[test]
     fn balance_rules() {
-        assert_eq!(check_balanced(&[l("1200", 500, 0), l("8400", 0, 500)]), Ok(500));
+        assert_eq!(
+            check_balanced(&[l("1200", 500, 0), l("8400", 0, 500)]),
+            Ok(500)
+        );
         let err = check_balanced(&[l("1200", 500, 0), l("8400", 0, 400)]).unwrap_err();
         assert!(err.contains("difference 100"), "{err}");
         assert!(check_balanced(&[]).is_err());

@@ -93,8 +93,11 @@ const HOP_BY_HOP: [&str; 9] = [
     "host",
 ];
 
+/// Header set by the gateway itself; never taken from the client.
+const USER_HEADER: &str = "x-neuroerp-user";
+
 fn forwardable(name: &HeaderName) -> bool {
-    !HOP_BY_HOP.contains(&name.as_str()) && name != header::CONTENT_LENGTH
+    !HOP_BY_HOP.contains(&name.as_str()) && name != header::CONTENT_LENGTH && name != USER_HEADER
 }
 
 fn unauthorized(msg: &str) -> Response {
@@ -113,7 +116,17 @@ async fn proxy_root(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    forward(state, gw, service, String::new(), method, query, headers, body).await
+    forward(
+        state,
+        gw,
+        service,
+        String::new(),
+        method,
+        query,
+        headers,
+        body,
+    )
+    .await
 }
 
 async fn proxy(
@@ -139,13 +152,18 @@ async fn forward(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let login = method == Method::POST && rest == "token" && gw.upstream(&service).map(|u| u.0) == Some("auth-service");
+    let login = method == Method::POST
+        && rest == "token"
+        && gw.upstream(&service).map(|u| u.0) == Some("auth-service");
     let mut subject = None;
     if !login {
         let Some(bearer) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
         else {
             return unauthorized("missing bearer token");
         };
@@ -169,7 +187,7 @@ async fn forward(
     if let Some(sub) = &subject
         && let Ok(v) = HeaderValue::from_str(sub)
     {
-        out = out.header("x-neuroerp-user", v);
+        out = out.header(USER_HEADER, v);
     }
     let response = match out.send().await {
         Ok(r) => r,
@@ -191,13 +209,28 @@ async fn forward(
             return ApiError::new(StatusCode::BAD_GATEWAY, format!("{name}: {e}")).into_response();
         }
     };
-    log_access(&core, &method, name, &rest, status.as_u16(), subject.as_deref()).await;
+    log_access(
+        &core,
+        &method,
+        name,
+        &rest,
+        status.as_u16(),
+        subject.as_deref(),
+    )
+    .await;
     builder
         .body(Body::from(bytes))
         .unwrap_or_else(|e| ApiError::from(anyhow::Error::from(e)).into_response())
 }
 
-async fn log_access(core: &SharedCore, method: &Method, service: &str, path: &str, status: u16, subject: Option<&str>) {
+async fn log_access(
+    core: &SharedCore,
+    method: &Method,
+    service: &str,
+    path: &str,
+    status: u16,
+    subject: Option<&str>,
+) {
     let r: ApiResult<_> = sqlx::query(
         "INSERT INTO access_log (at, method, service, path, status, subject) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -221,7 +254,10 @@ mod tests {
 
     #[test]
     fn upstream_parsing() {
-        let m = parse_upstreams("crm-service=http://127.0.0.1:8102/, kasse-service=http://127.0.0.1:8103").unwrap();
+        let m = parse_upstreams(
+            "crm-service=http://127.0.0.1:8102/, kasse-service=http://127.0.0.1:8103",
+        )
+        .unwrap();
         assert_eq!(m["crm-service"], "http://127.0.0.1:8102");
         assert_eq!(m.len(), 2);
         assert!(parse_upstreams("crm").is_err());

@@ -78,7 +78,9 @@ struct Sale {
     created_at: String,
 }
 
-fn sale_from_row((id, customer_id, total_cents, items, created_at): (i64, i64, i64, String, String)) -> Sale {
+fn sale_from_row(
+    (id, customer_id, total_cents, items, created_at): (i64, i64, i64, String, String),
+) -> Sale {
     Sale {
         id,
         customer_id,
@@ -190,7 +192,8 @@ async fn publish_loop(core: SharedCore, bus_url: String, publisher: Arc<Publishe
             Ok(()) => {
                 delay = Duration::from_millis(100);
                 // Wake on a new sale, or look again after a while anyway.
-                let _ = tokio::time::timeout(Duration::from_secs(1), publisher.wake.notified()).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), publisher.wake.notified()).await;
             }
             Err(e) => {
                 tracing::warn!(error = %e, %url, "publishing to the event-bus failed; will retry");
@@ -224,11 +227,13 @@ async fn publish_pending(core: &SharedCore, url: &str) -> anyhow::Result<()> {
                     .await?;
             }
             Err(e) => {
-                sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2")
-                    .bind(format!("{e:#}"))
-                    .bind(id)
-                    .execute(&core.db.pool)
-                    .await?;
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $1 WHERE id = $2",
+                )
+                .bind(format!("{e:#}"))
+                .bind(id)
+                .execute(&core.db.pool)
+                .await?;
                 return Err(e);
             }
         }
@@ -238,10 +243,11 @@ async fn publish_pending(core: &SharedCore, url: &str) -> anyhow::Result<()> {
 
 /// `neuroerp_outbox_pending` gauge.
 pub async fn metrics(core: &SharedCore) -> String {
-    let pending: Result<i64, _> =
-        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE published_at IS NULL")
-            .fetch_one(&core.db.pool)
-            .await;
+    let pending: Result<i64, _> = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(&core.db.pool)
+    .await;
     match pending {
         Ok(n) => format!(
             "# HELP neuroerp_outbox_pending Events recorded but not yet accepted by the event-bus.\n# TYPE neuroerp_outbox_pending gauge\nneuroerp_outbox_pending{{service=\"kasse-service\"}} {n}\n"

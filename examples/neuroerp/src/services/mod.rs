@@ -69,10 +69,10 @@ pub fn validate(args: &ServiceArgs) -> anyhow::Result<()> {
             check_secret(&g.auth_secret)?;
             gateway::parse_upstreams(&g.upstreams)?;
         }
-        ServiceArgs::EventBus(b) => {
-            if b.retry_base_ms == 0 || b.retry_max_backoff_ms < b.retry_base_ms {
-                bail!("need 0 < RETRY_BASE_MS <= RETRY_MAX_BACKOFF_MS");
-            }
+        ServiceArgs::EventBus(b)
+            if b.retry_base_ms == 0 || b.retry_max_backoff_ms < b.retry_base_ms =>
+        {
+            bail!("need 0 < RETRY_BASE_MS <= RETRY_MAX_BACKOFF_MS");
         }
         _ => {}
     }

@@ -1,0 +1,96 @@
+//! The main job: the root pipeline.toml deploys the seven NeuroERP services
+//! on the `local` target, verifies them and stops them again — on SQLite,
+//! and on PostgreSQL when `VALERO_TEST_POSTGRES_URL` is set (.ci/run starts
+//! one). The fleet binary is the one `cargo test` builds for the workspace.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+const PORTS: std::ops::RangeInclusive<u16> = 8101..=8107;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// target/debug/neuroerp, next to the test's own deps directory.
+fn fleet_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("neuroerp");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the workspace tests (`cargo test`), which build the fleet",
+        bin.display()
+    );
+    bin
+}
+
+/// The root pipeline, run from a temporary copy that uses the test build of
+/// the fleet (the release build is the `build` stage's job, skipped here).
+fn root_pipeline() -> Project {
+    let text = std::fs::read_to_string(repo().join("pipeline.toml")).unwrap();
+    let text = text.replace(
+        "\"target/release/neuroerp\"",
+        &format!("{:?}", fleet_binary().display().to_string()),
+    );
+    assert!(!text.contains("target/release/neuroerp"));
+    Project::new(&text)
+}
+
+fn any_listening() -> Vec<u16> {
+    PORTS
+        .filter(|p| std::net::TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        .collect()
+}
+
+fn run_main_job(extra_env: &[(&str, &str)]) {
+    assert_eq!(
+        any_listening(),
+        Vec::<u16>::new(),
+        "fleet ports busy before the run"
+    );
+    let project = root_pipeline();
+    let report_path = project.path().join("report.json");
+    let mut cmd = project.command(&[
+        "run",
+        "--progress",
+        "plain",
+        "--skip",
+        "source,build",
+        "--report",
+        &format!("json={}", report_path.display()),
+    ]);
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report_path).unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let deploy = stage(&report, "deploy");
+    assert_eq!(deploy["checks"].as_array().unwrap().len(), 7, "{deploy:#}");
+    let health = stage(&report, "health");
+    assert_eq!(health["checks"].as_array().unwrap().len(), 14);
+    assert_eq!(stage(&report, "cleanup")["status"], "passed");
+    assert_eq!(
+        any_listening(),
+        Vec::<u16>::new(),
+        "services left running after the run"
+    );
+}
+
+// One test function: both variants use the fleet's fixed ports.
+#[test]
+fn the_root_pipeline_deploys_verifies_and_stops_the_fleet() {
+    run_main_job(&[]);
+    match std::env::var("VALERO_TEST_POSTGRES_URL") {
+        // e.g. postgres://valero:valero@127.0.0.1:5432/neuroerp_{service}
+        Ok(url) => run_main_job(&[("NEUROERP_DATABASE_URL", url.as_str())]),
+        Err(_) => {
+            eprintln!("note: VALERO_TEST_POSTGRES_URL not set; the PostgreSQL variant was not run")
+        }
+    }
+}
