@@ -318,10 +318,7 @@ fn cmd_runs(cmd: RunsCommand) -> Exit {
                             .iter()
                             .filter(|s| s.status == StageStatus::Passed)
                             .count();
-                        let outcome = serde_json::to_value(r.outcome)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default();
+                        let outcome = r.outcome.as_str();
                         println!(
                             "{id:<26} {:<12} {:<13} {:>8} {:>8}ms",
                             r.target,

@@ -414,23 +414,14 @@ fn plugin_label(stage: &Stage) -> String {
 }
 
 fn not_run(stage: &Stage, status: StageStatus, reason: String) -> StageReport {
-    StageReport {
-        name: stage.name.clone(),
+    let mut report = StageReport::not_run(
+        &stage.name,
+        plugin_label(stage),
         status,
-        reason: (!reason.is_empty()).then_some(reason),
-        plugin: plugin_label(stage),
-        digest: None,
-        load: None,
-        start_ms: None,
-        end_ms: None,
-        continue_on_error: stage.continue_on_error,
-        fingerprint: None,
-        resume: None,
-        summary: String::new(),
-        checks: Vec::new(),
-        outputs: serde_json::Value::Null,
-        attempts: Vec::new(),
-    }
+        (!reason.is_empty()).then_some(reason),
+    );
+    report.continue_on_error = stage.continue_on_error;
+    report
 }
 
 /// One stage: attempts with retries, bounded by its timeout and the pipeline deadline.

@@ -188,7 +188,7 @@ impl Observer for PlainObserver {
 
     fn stage_finished(&self, report: &StageReport) {
         let name = report.name.as_str();
-        let status = status_str(report.status);
+        let status = report.status.as_str();
         let quiet = self.verbosity.quiet;
         if quiet
             && !matches!(
@@ -628,10 +628,7 @@ impl Observer for TtyObserver {
 /// one aligned row per stage with its time, compile-cache use and attempts,
 /// followed by its reason and any further non-passing checks.
 pub fn summary(report: &RunReport) -> String {
-    let outcome = serde_json::to_value(report.outcome)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let outcome = report.outcome.as_str();
     let resumed = match report.resumed {
         0 => String::new(),
         1 => " (resumed)".to_string(),
@@ -712,16 +709,6 @@ pub fn summary(report: &RunReport) -> String {
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn status_str(s: StageStatus) -> &'static str {
-    match s {
-        StageStatus::Passed => "passed",
-        StageStatus::Failed => "failed",
-        StageStatus::Inconclusive => "inconclusive",
-        StageStatus::Skipped => "skipped",
-        StageStatus::Cancelled => "cancelled",
-    }
-}
 
 /// Wall time of a stage, from its run-relative offsets.
 fn stage_ms(s: &StageReport) -> Option<f64> {
@@ -819,23 +806,7 @@ mod tests {
     }
 
     fn stage(name: &str, status: StageStatus) -> StageReport {
-        StageReport {
-            name: name.into(),
-            status,
-            reason: None,
-            plugin: "builtin:test".into(),
-            digest: None,
-            load: None,
-            start_ms: None,
-            end_ms: None,
-            continue_on_error: false,
-            fingerprint: None,
-            resume: None,
-            summary: String::new(),
-            checks: Vec::new(),
-            outputs: serde_json::Value::Null,
-            attempts: Vec::new(),
-        }
+        StageReport::not_run(name, "builtin:test".into(), status, None)
     }
 
     fn report() -> RunReport {

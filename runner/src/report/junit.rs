@@ -53,7 +53,7 @@ fn suite(report: &RunReport, stage: &StageReport) -> TestSuite {
         Property::new("target", xml(&report.target)),
         Property::new("pipeline_file", xml(&report.pipeline_file)),
         Property::new("plugin", xml(&stage.plugin)),
-        Property::new("status", status_word(stage.status)),
+        Property::new("status", stage.status.as_str()),
     ]);
     for check in &stage.checks {
         suite.add_test_case(check_case(stage, check));
@@ -126,9 +126,9 @@ fn stage_case(stage: &StageReport) -> TestCase {
         StageStatus::Passed => TestCaseStatus::success(),
         StageStatus::Failed | StageStatus::Inconclusive => {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            st.set_type(status_word(stage.status));
+            st.set_type(stage.status.as_str());
             let message = if reason.is_empty() {
-                format!("stage {}", status_word(stage.status))
+                format!("stage {}", stage.status.as_str())
             } else {
                 reason.to_string()
             };
@@ -150,7 +150,7 @@ fn stage_case(stage: &StageReport) -> TestCase {
         }
         StageStatus::Skipped | StageStatus::Cancelled => {
             let mut st = TestCaseStatus::skipped();
-            st.set_type(status_word(stage.status));
+            st.set_type(stage.status.as_str());
             if !reason.is_empty() {
                 st.set_message(attr(reason));
             }
@@ -163,16 +163,6 @@ fn stage_case(stage: &StageReport) -> TestCase {
         case.set_time(millis(end - start));
     }
     case
-}
-
-fn status_word(s: StageStatus) -> &'static str {
-    match s {
-        StageStatus::Passed => "passed",
-        StageStatus::Failed => "failed",
-        StageStatus::Inconclusive => "inconclusive",
-        StageStatus::Skipped => "skipped",
-        StageStatus::Cancelled => "cancelled",
-    }
 }
 
 fn millis(ms: f64) -> Duration {
@@ -232,23 +222,12 @@ pub(crate) mod tests {
     }
 
     fn stage(name: &str, status: StageStatus, reason: Option<&str>) -> StageReport {
-        StageReport {
-            name: name.into(),
+        StageReport::not_run(
+            name,
+            format!("builtin:{name}"),
             status,
-            reason: reason.map(str::to_string),
-            plugin: format!("builtin:{name}"),
-            digest: None,
-            load: None,
-            start_ms: None,
-            end_ms: None,
-            continue_on_error: false,
-            fingerprint: None,
-            resume: None,
-            summary: String::new(),
-            checks: Vec::new(),
-            outputs: serde_json::Value::Null,
-            attempts: Vec::new(),
-        }
+            reason.map(str::to_string),
+        )
     }
 
     /// The shared fixture: `build` passed with two checks; `deploy` failed on

@@ -47,7 +47,7 @@ pub fn render(report: &RunReport) -> String {
             _ => "-".to_string(),
         };
         let load = s.load.as_ref().map_or("-".to_string(), |l| cell(&l.source));
-        let mut status = status_word(s.status).to_string();
+        let mut status = s.status.as_str().to_string();
         if s.continue_on_error
             && matches!(s.status, StageStatus::Failed | StageStatus::Inconclusive)
         {
@@ -78,7 +78,7 @@ fn stage_section(md: &mut String, s: &StageReport) {
     md.push_str(&format!(
         "\n### Stage {}: {}\n\n",
         escape(&s.name),
-        status_word(s.status)
+        s.status.as_str()
     ));
     if let Some(reason) = s.reason.as_deref().filter(|r| !r.is_empty()) {
         md.push_str(&format!("{}\n\n", escape(reason)));
@@ -128,16 +128,6 @@ fn outcome_word(o: RunOutcome) -> &'static str {
         RunOutcome::Failed => "FAILED",
         RunOutcome::Inconclusive => "INCONCLUSIVE",
         RunOutcome::Cancelled => "CANCELLED",
-    }
-}
-
-fn status_word(s: StageStatus) -> &'static str {
-    match s {
-        StageStatus::Passed => "passed",
-        StageStatus::Failed => "failed",
-        StageStatus::Inconclusive => "inconclusive",
-        StageStatus::Skipped => "skipped",
-        StageStatus::Cancelled => "cancelled",
     }
 }
 

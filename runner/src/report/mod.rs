@@ -55,6 +55,59 @@ pub enum RunOutcome {
     Cancelled,
 }
 
+impl RunOutcome {
+    /// The word used in reports (the JSON value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunOutcome::Passed => "passed",
+            RunOutcome::Failed => "failed",
+            RunOutcome::Inconclusive => "inconclusive",
+            RunOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl StageStatus {
+    /// The word used in reports (the JSON value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageStatus::Passed => "passed",
+            StageStatus::Failed => "failed",
+            StageStatus::Inconclusive => "inconclusive",
+            StageStatus::Skipped => "skipped",
+            StageStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl StageReport {
+    /// A stage that has not run (yet): no attempts, checks or outputs.
+    pub fn not_run(
+        name: &str,
+        plugin: String,
+        status: StageStatus,
+        reason: Option<String>,
+    ) -> Self {
+        StageReport {
+            name: name.to_string(),
+            status,
+            reason,
+            plugin,
+            digest: None,
+            load: None,
+            start_ms: None,
+            end_ms: None,
+            continue_on_error: false,
+            fingerprint: None,
+            resume: None,
+            summary: String::new(),
+            checks: Vec::new(),
+            outputs: serde_json::Value::Null,
+            attempts: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageStatus {
