@@ -165,6 +165,8 @@ impl WasiHttpHooks for HttpHooks {
             // Plain HTTP: connect to the address we checked, not to a name that
             // could resolve differently a moment later. The Host header was
             // set by wasi-http from the URL (guests cannot set it).
+            // HTTPS keeps the name (TLS verifies it), so the connector resolves
+            // again: a rebinding window between check and connect remains there.
             if request.uri().scheme_str() != Some("https") {
                 let original = request.uri().clone();
                 let mut parts = original.into_parts();
