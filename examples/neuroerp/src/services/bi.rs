@@ -1,6 +1,6 @@
 //! bi-service (business intelligence): revenue aggregated from `sale.completed`.
 
-use super::{EventDelivery, SALE_COMPLETED, SaleCompleted};
+use super::EventDelivery;
 use crate::core::SharedCore;
 use crate::db::Migration;
 use crate::util::{ApiError, ApiResult, now_rfc3339};
@@ -35,11 +35,9 @@ async fn on_event(
     State(core): State<SharedCore>,
     Json(ev): Json<EventDelivery>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if ev.topic != SALE_COMPLETED {
+    let Some(sale) = ev.sale()? else {
         return Ok((StatusCode::OK, Json(json!({ "ignored": ev.topic }))));
-    }
-    let sale: SaleCompleted = serde_json::from_value(ev.payload)
-        .map_err(|e| ApiError::unprocessable(format!("bad sale.completed payload: {e}")))?;
+    };
     let day: String = sale.at.chars().take(10).collect();
     if day.len() != 10 {
         return Err(ApiError::unprocessable(

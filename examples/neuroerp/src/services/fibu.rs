@@ -3,7 +3,7 @@
 //! Every `sale.completed` event is booked as debit 1200 (receivables) / credit
 //! 8400 (revenue), exactly once per event id even when delivered again.
 
-use super::{EventDelivery, SALE_COMPLETED, SaleCompleted};
+use super::EventDelivery;
 use crate::core::SharedCore;
 use crate::db::Migration;
 use crate::util::{ApiError, ApiResult, now_rfc3339};
@@ -135,11 +135,9 @@ async fn on_event(
     State(core): State<SharedCore>,
     Json(ev): Json<EventDelivery>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    if ev.topic != SALE_COMPLETED {
+    let Some(sale) = ev.sale()? else {
         return Ok((StatusCode::OK, Json(json!({ "ignored": ev.topic }))));
-    }
-    let sale: SaleCompleted = serde_json::from_value(ev.payload)
-        .map_err(|e| ApiError::unprocessable(format!("bad sale.completed payload: {e}")))?;
+    };
     if sale.total_cents < 0 {
         return Err(ApiError::unprocessable("total_cents must not be negative"));
     }

@@ -49,6 +49,21 @@ pub struct EventDelivery {
     pub payload: serde_json::Value,
 }
 
+impl EventDelivery {
+    /// The sale carried by a `sale.completed` delivery, or `None` for any
+    /// other topic (subscribers acknowledge those without acting on them).
+    pub fn sale(&self) -> Result<Option<SaleCompleted>, crate::util::ApiError> {
+        if self.topic != SALE_COMPLETED {
+            return Ok(None);
+        }
+        serde_json::from_value(self.payload.clone())
+            .map(Some)
+            .map_err(|e| {
+                crate::util::ApiError::unprocessable(format!("bad sale.completed payload: {e}"))
+            })
+    }
+}
+
 fn check_secret(secret: &str) -> anyhow::Result<()> {
     if secret.len() < 16 {
         bail!("AUTH_SECRET must be at least 16 bytes long");
