@@ -23,6 +23,13 @@ pub trait Observer: Send + Sync {
     fn run_finished(&self, _report: &RunReport) {}
 }
 
+// So structs holding an observer (e.g. run options) can derive Debug.
+impl std::fmt::Debug for dyn Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
+}
+
 /// Observes nothing (library use, tests).
 pub struct Silent;
 

@@ -33,12 +33,6 @@ pub struct RunOptions {
     pub observer: Arc<dyn Observer>,
 }
 
-impl std::fmt::Debug for dyn Observer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Observer")
-    }
-}
-
 /// A run that could not start, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
