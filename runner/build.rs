@@ -8,7 +8,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Plugins embedded as `builtin:NAME` (crate name = NAME).
-const BUILTINS: &[&str] = &["repo-check", "http-probe", "deploy-local"];
+const BUILTINS: &[&str] = &[
+    "repo-check",
+    "http-probe",
+    "deploy-local",
+    "health",
+    "db-check",
+    "api-test",
+    "e2e",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));

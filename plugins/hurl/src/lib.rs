@@ -1,0 +1,1 @@
+//! A subset of the Hurl file format (being built).
