@@ -117,7 +117,16 @@ fn grants(g: &Grants) -> String {
         parts.push(format!("addresses [{}]", nets.join(", ")));
     }
     for c in &g.capabilities {
-        parts.push(c.name().to_string());
+        match (c, &g.databases) {
+            (
+                crate::pipeline::Capability::Databases,
+                crate::pipeline::DatabaseScope::Only(names),
+            ) => {
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                parts.push(format!("databases [{}]", names.join(", ")));
+            }
+            _ => parts.push(c.name().to_string()),
+        }
     }
     if parts.is_empty() {
         "none".into()

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::engine::{LoadSource, Runtime};
 use crate::exit::Exit;
+use crate::host::capabilities::databases::DatabaseCatalog;
 use crate::host::capabilities::processes::Supervisor;
 use crate::observer::Observer;
 use crate::pipeline::{self, Capability, Pipeline, PluginRef, SecretSource};
@@ -112,7 +113,11 @@ pub async fn run(
         .select(&opts.selection)
         .map_err(|e| RunError::new(Exit::Invalid, e.to_string()))?;
     let secrets = resolve_secrets(&pipeline, &plan)?;
-    let masker = Arc::new(Masker::new(secrets.values().map(String::as_str)));
+    let databases = DatabaseCatalog::resolve(&pipeline.targets[&plan.target], &secrets);
+    let db_credentials = databases.credentials();
+    let masker = Arc::new(Masker::new(
+        secrets.values().chain(&db_credentials).map(String::as_str),
+    ));
     for (name, value) in &secrets {
         if value.len() < crate::secrets::MIN_MASKED_LEN {
             tracing::warn!("secret `{name}` is too short to be masked reliably in output");
@@ -177,6 +182,7 @@ pub async fn run(
         secrets.clone(),
         masker.clone(),
     ));
+    let databases = Arc::new(databases.in_run_dir(recorder.dir()));
     let ctx = Arc::new(RunContext {
         runtime,
         pipeline: pipeline.clone(),
@@ -195,6 +201,7 @@ pub async fn run(
         masker,
         observer: opts.observer.clone(),
         processes: processes.clone(),
+        databases,
         resumed: session,
         previous: previous.stages,
         excluded,

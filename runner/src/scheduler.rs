@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::engine::{AttemptOutcome, LoadedPlugin, Runtime};
+use crate::host::capabilities::databases::DatabaseCatalog;
 use crate::host::capabilities::processes::Supervisor;
 use crate::host::{StageContext, Verdict};
 use crate::observer::Observer;
@@ -52,6 +53,8 @@ pub struct RunContext {
     pub observer: Arc<dyn Observer>,
     /// Every process the run starts through the `processes` capability.
     pub processes: Arc<Supervisor>,
+    /// The target's databases, for stages granted `databases`.
+    pub databases: Arc<DatabaseCatalog>,
     /// Stage reports of the run being resumed (empty for a fresh run).
     pub previous: BTreeMap<String, StageReport>,
     /// How many times this run has been resumed (0 for a fresh run).
@@ -484,6 +487,11 @@ async fn run_stage(
             .capabilities
             .contains(&Capability::Processes)
             .then(|| ctx.processes.clone()),
+        databases: stage
+            .grants
+            .capabilities
+            .contains(&Capability::Databases)
+            .then(|| ctx.databases.clone()),
         base_dir: &ctx.pipeline.base_dir,
     };
     let config = stage.with.to_string();

@@ -42,6 +42,18 @@ pub struct Target {
     pub services: BTreeMap<String, ProcessSpec>,
     /// `[targets.X.jobs.NAME]`: one-shot commands (e.g. a build) such a stage may run.
     pub jobs: BTreeMap<String, ProcessSpec>,
+    /// `[targets.X.databases.NAME]`: databases a stage granted `databases`
+    /// may open by name; the host holds the URL and its credentials.
+    pub databases: BTreeMap<String, DatabaseSpec>,
+}
+
+/// A database declared by a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSpec {
+    pub name: String,
+    /// `postgres://…` or `sqlite://…`; usually `{ secret = "…" }`.
+    /// `{run_dir}` and `{service}` (the database's name) are substituted.
+    pub url: EnvValue,
 }
 
 /// A process declared by a target. The host starts exactly this; a plugin
@@ -78,6 +90,27 @@ pub enum EnvValue {
         var: String,
         default: Option<String>,
     },
+}
+
+impl EnvValue {
+    /// The value before placeholder substitution. The error says what is
+    /// missing; the caller adds where it was needed.
+    pub fn resolve(&self, secrets: &BTreeMap<String, String>) -> Result<String, String> {
+        match self {
+            EnvValue::Literal(s) => Ok(s.clone()),
+            EnvValue::Secret(name) => secrets
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("secret `{name}` is not available")),
+            EnvValue::HostEnv { var, default } => match (std::env::var(var), default) {
+                (Ok(v), _) if !v.is_empty() => Ok(v),
+                (_, Some(d)) => Ok(d.clone()),
+                _ => Err(format!(
+                    "it comes from the runner's {var}, which is not set"
+                )),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +201,25 @@ pub struct Grants {
     pub addresses: Vec<IpNet>,
     /// Host capability interfaces linked for this stage.
     pub capabilities: BTreeSet<Capability>,
+    /// With `databases`: which of the target's databases may be opened.
+    pub databases: DatabaseScope,
+}
+
+/// `grants.databases = true` (every database of the target) or a list of names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DatabaseScope {
+    #[default]
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl DatabaseScope {
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            DatabaseScope::All => true,
+            DatabaseScope::Only(names) => names.contains(name),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

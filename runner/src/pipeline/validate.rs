@@ -24,7 +24,8 @@ type Val<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &["pipeline", "targets", "secrets", "stages"];
 const PIPELINE_KEYS: &[&str] = &["name", "description", "default_target", "timeout"];
-const TARGET_KEYS: &[&str] = &["description", "settings", "services", "jobs"];
+const TARGET_KEYS: &[&str] = &["description", "settings", "services", "jobs", "databases"];
+const DATABASE_KEYS: &[&str] = &["url"];
 const SERVICE_KEYS: &[&str] = &["program", "args", "env", "cwd", "port", "ready", "needs"];
 const JOB_KEYS: &[&str] = &["program", "args", "env", "cwd", "timeout"];
 /// Default wall-time limit of a target job.
@@ -447,6 +448,10 @@ impl<'a> Validator<'a> {
                 .get("jobs")
                 .map(|v| self.processes(name, "jobs", v, false))
                 .unwrap_or_default();
+            let databases = tt
+                .get("databases")
+                .map(|v| self.databases(name, v))
+                .unwrap_or_default();
             out.insert(
                 name.to_string(),
                 Target {
@@ -455,8 +460,52 @@ impl<'a> Validator<'a> {
                     settings,
                     services,
                     jobs,
+                    databases,
                 },
             );
+        }
+        out
+    }
+
+    /// `[targets.T.databases.NAME] url = …` (a string or `{ secret | host_env }`).
+    fn databases(&mut self, target: &str, v: &Val<'_>) -> BTreeMap<String, DatabaseSpec> {
+        let mut out = BTreeMap::new();
+        let Some(t) = self.table(v) else {
+            return out;
+        };
+        for (name, val) in in_order(t) {
+            let name: &str = name.get_ref();
+            let Some(dt) = self.table(val) else { continue };
+            let context = format!("in [targets.{target}.databases.{name}]");
+            self.check_keys(dt, DATABASE_KEYS, &context);
+            let Some(url_val) = dt.get("url") else {
+                self.error(
+                    val.span(),
+                    format!("missing `url` {context}"),
+                    Some("e.g. url = { secret = \"fibu_db_url\" } — keep credentials out of the file".into()),
+                );
+                continue;
+            };
+            if let Some(url) = self.env_value("`url`", url_val) {
+                if let EnvValue::Literal(text) = &url
+                    && !(text.starts_with("postgres://")
+                        || text.starts_with("postgresql://")
+                        || text.starts_with("sqlite:"))
+                {
+                    self.error(
+                        url_val.span(),
+                        format!("unsupported database URL {context}"),
+                        Some("use postgres://user@host:port/db or sqlite://path/to/file.db".into()),
+                    );
+                }
+                out.insert(
+                    name.to_string(),
+                    DatabaseSpec {
+                        name: name.to_string(),
+                        url,
+                    },
+                );
+            }
         }
         out
     }
@@ -572,43 +621,48 @@ impl<'a> Validator<'a> {
         };
         for (key, val) in in_order(t) {
             let key: &str = key.get_ref();
-            let value = match val.get_ref() {
-                DeValue::String(s) => Some(EnvValue::Literal(s.to_string())),
-                DeValue::Table(et) => {
-                    self.check_keys(
-                        et,
-                        &["secret", "host_env", "default"],
-                        &format!("in env `{key}`"),
-                    );
-                    match (et.get("secret"), et.get("host_env")) {
-                        (Some(s), None) => self.string(s).map(|s| EnvValue::Secret(s.to_string())),
-                        (None, Some(h)) => self.string(h).map(|var| EnvValue::HostEnv {
-                            var: var.to_string(),
-                            default: et
-                                .get("default")
-                                .and_then(|d| self.string(d))
-                                .map(str::to_string),
-                        }),
-                        _ => {
-                            self.error(
-                                val.span(),
-                                format!("env `{key}` needs exactly one of `secret` or `host_env`"),
-                                Some("e.g. { secret = \"db_url\" } or { host_env = \"DATABASE_URL\", default = \"sqlite://app.db\" }".into()),
-                            );
-                            None
-                        }
-                    }
-                }
-                _ => {
-                    self.type_error(val, "a string or a table");
-                    None
-                }
-            };
-            if let Some(value) = value {
+            if let Some(value) = self.env_value(&format!("env `{key}`"), val) {
                 out.insert(key.to_string(), value);
             }
         }
         out
+    }
+
+    /// One value resolved by the host at run time: a literal, `{ secret = "name" }`
+    /// or `{ host_env = "VAR", default = "…" }`.
+    fn env_value(&mut self, label: &str, val: &Val<'_>) -> Option<EnvValue> {
+        match val.get_ref() {
+            DeValue::String(s) => Some(EnvValue::Literal(s.to_string())),
+            DeValue::Table(et) => {
+                self.check_keys(
+                    et,
+                    &["secret", "host_env", "default"],
+                    &format!("in {label}"),
+                );
+                match (et.get("secret"), et.get("host_env")) {
+                    (Some(s), None) => self.string(s).map(|s| EnvValue::Secret(s.to_string())),
+                    (None, Some(h)) => self.string(h).map(|var| EnvValue::HostEnv {
+                        var: var.to_string(),
+                        default: et
+                            .get("default")
+                            .and_then(|d| self.string(d))
+                            .map(str::to_string),
+                    }),
+                    _ => {
+                        self.error(
+                            val.span(),
+                            format!("{label} needs exactly one of `secret` or `host_env`"),
+                            Some("e.g. { secret = \"db_url\" } or { host_env = \"DATABASE_URL\", default = \"sqlite://app.db\" }".into()),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.type_error(val, "a string or a table");
+                None
+            }
+        }
     }
 
     fn secrets(&mut self, v: &Val<'_>) -> BTreeMap<String, SecretSource> {
@@ -1059,13 +1113,45 @@ impl<'a> Validator<'a> {
             }
         }
         for cap in Capability::ALL {
-            if let Some(v) = t.get(cap.name())
-                && self.boolean(v) == Some(true)
-            {
+            let Some(v) = t.get(cap.name()) else { continue };
+            let granted = match (cap, v.get_ref()) {
+                (Capability::Databases, DeValue::Array(_)) => {
+                    g.databases = self.database_scope(stage, v, p);
+                    true
+                }
+                _ => self.boolean(v) == Some(true),
+            };
+            if granted {
                 g.capabilities.insert(cap);
             }
         }
         g
+    }
+
+    /// `databases = ["fibu", "crm"]`: names some target declares.
+    fn database_scope(&mut self, stage: &str, v: &Val<'_>, p: &Pipeline) -> DatabaseScope {
+        let declared: BTreeSet<&str> = p
+            .targets
+            .values()
+            .flat_map(|t| t.databases.keys().map(String::as_str))
+            .collect();
+        let mut names = BTreeSet::new();
+        for (name, span) in self.strings(v).unwrap_or_default() {
+            if !declared.contains(name) {
+                self.error(
+                    span,
+                    format!(
+                        "stage `{stage}` is granted database `{name}`, which no target declares"
+                    ),
+                    values::suggestion(name, declared.iter().copied(), "declared databases are")
+                        .or_else(|| {
+                            Some("declare it as [targets.T.databases.NAME] url = …".into())
+                        }),
+                );
+            }
+            names.insert(name.to_string());
+        }
+        DatabaseScope::Only(names)
     }
 
     fn dirs(&mut self, v: &Val<'_>) -> Vec<PathBuf> {

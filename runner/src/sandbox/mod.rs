@@ -23,6 +23,7 @@ pub use limiter::TotalMemoryLimiter;
 pub use output::{CappedPipe, Captured};
 
 use crate::host::StageContext;
+use crate::host::capabilities::databases::{DatabaseCatalog, DatabaseSession};
 use crate::host::capabilities::processes::Supervisor;
 use crate::host::log::LogBuffer;
 use crate::observer::Observer;
@@ -37,6 +38,8 @@ pub struct StoreState {
     pub io: StageIo,
     /// The run's process supervisor, when the stage is granted `processes`.
     pub processes: Option<Arc<Supervisor>>,
+    /// The stage's database connections, when it is granted `databases`.
+    pub databases: Option<DatabaseSession>,
     pub started: Instant,
     pub limiter: TotalMemoryLimiter,
     wasi: WasiCtx,
@@ -82,6 +85,8 @@ pub struct SandboxSpec<'a> {
     pub io: StageIo,
     /// Set only for stages granted `processes`.
     pub processes: Option<Arc<Supervisor>>,
+    /// Set only for stages granted `databases`.
+    pub databases: Option<Arc<DatabaseCatalog>>,
     /// The pipeline's directory. A granted directory inside it is also
     /// visible at its path relative to it (`.` for itself), so relative paths
     /// in `with` tables mean what they mean to the user. Grants nothing more.
@@ -136,6 +141,10 @@ impl SandboxSpec<'_> {
             logs: capture.logs.clone(),
             io: self.io.clone(),
             processes: self.processes.clone(),
+            databases: self
+                .databases
+                .clone()
+                .map(|c| DatabaseSession::new(c, self.grants.databases.clone())),
             started: Instant::now(),
             limiter: TotalMemoryLimiter::new(self.limits.memory),
             wasi: b.build(),

@@ -1,16 +1,17 @@
 //! Host capability interfaces (`processes`, `containers`, `kubernetes`,
 //! `databases`). Each is linked only for stages granted it.
 //!
-//! `processes` is implemented in [`processes`]. The engines behind the
-//! others (bollard, kube, sqlx) are added one capability at a time; until
-//! one is, a granted call returns an error that says so, rather than
-//! pretending to work.
+//! `processes` is implemented in [`processes`], `databases` in
+//! [`databases`]. The engines behind the others (bollard, kube) are added one
+//! capability at a time; until one is, a granted call returns an error that
+//! says so, rather than pretending to work.
 
+pub mod databases;
 pub mod processes;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::host::bindings::valero::stage::{containers, databases, kubernetes};
+use crate::host::bindings::valero::stage::{containers, databases as databases_api, kubernetes};
 use crate::pipeline::Capability;
 use crate::sandbox::StoreState;
 
@@ -28,7 +29,7 @@ pub fn link(cap: Capability, linker: &mut Linker<StoreState>) -> wasmtime::Resul
             kubernetes::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
         }
         Capability::Databases => {
-            databases::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
+            databases_api::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
         }
     }
 }
@@ -57,15 +58,5 @@ impl kubernetes::Host for StoreState {
         _req: String,
     ) -> wasmtime::Result<Result<String, String>> {
         Ok(Err(unavailable(Capability::Kubernetes)))
-    }
-}
-
-impl databases::Host for StoreState {
-    async fn query(
-        &mut self,
-        _name: String,
-        _sql: String,
-    ) -> wasmtime::Result<Result<String, String>> {
-        Ok(Err(unavailable(Capability::Databases)))
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 use crate::host::bindings::valero::stage::processes::{
     self, JobResult, Service, ServiceStatus as Status,
 };
-use crate::pipeline::{EnvValue, ProcessSpec, Target};
+use crate::pipeline::{ProcessSpec, Target};
 use crate::sandbox::StoreState;
 use crate::secrets::Masker;
 
@@ -103,25 +103,9 @@ impl Supervisor {
         let run_dir = self.log_dir.display().to_string();
         let port = spec.port.map(|p| p.to_string()).unwrap_or_default();
         for (key, value) in &spec.env {
-            let value = match value {
-                EnvValue::Literal(s) => s.clone(),
-                EnvValue::Secret(name) => self.secrets.get(name).cloned().ok_or_else(|| {
-                    format!(
-                        "secret `{name}` for env {key} of `{}` is not available",
-                        spec.name
-                    )
-                })?,
-                EnvValue::HostEnv { var, default } => match (std::env::var(var), default) {
-                    (Ok(v), _) if !v.is_empty() => v,
-                    (_, Some(d)) => d.clone(),
-                    _ => {
-                        return Err(format!(
-                            "env {key} of `{}` comes from the runner's {var}, which is not set",
-                            spec.name
-                        ));
-                    }
-                },
-            };
+            let value = value
+                .resolve(&self.secrets)
+                .map_err(|e| format!("env {key} of `{}`: {e}", spec.name))?;
             let value = value
                 .replace("{run_dir}", &run_dir)
                 .replace("{service}", &spec.name)
