@@ -36,7 +36,17 @@ fn root_pipeline() -> Project {
         &format!("{:?}", fleet_binary().display().to_string()),
     );
     assert!(!text.contains("target/release/neuroerp"));
-    Project::new(&text)
+    let project = Project::new(&text);
+    // The API suites and scenarios the pipeline reads, next to it as in the repo.
+    for dir in ["examples/neuroerp/api", "examples/neuroerp/e2e"] {
+        let to = project.path().join(dir);
+        std::fs::create_dir_all(&to).unwrap();
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    project
 }
 
 fn any_listening() -> Vec<u16> {
@@ -74,6 +84,25 @@ fn run_main_job(extra_env: &[(&str, &str)]) {
     assert_eq!(deploy["checks"].as_array().unwrap().len(), 7, "{deploy:#}");
     let health = stage(&report, "health");
     assert_eq!(health["checks"].as_array().unwrap().len(), 14);
+    for name in ["health", "databases", "api", "e2e"] {
+        assert_eq!(
+            stage(&report, name)["status"],
+            "passed",
+            "{:#}",
+            stage(&report, name)
+        );
+    }
+    // 7 databases x (connect, version, latency, migrations [, connections on PostgreSQL]).
+    let databases = stage(&report, "databases")["checks"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(
+        databases == 28 || databases == 35,
+        "{databases} database checks"
+    );
+    assert!(stage(&report, "api")["checks"].as_array().unwrap().len() >= 40);
+    assert_eq!(stage(&report, "e2e")["checks"].as_array().unwrap().len(), 8);
     assert_eq!(stage(&report, "cleanup")["status"], "passed");
     assert_eq!(
         any_listening(),

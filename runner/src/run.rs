@@ -231,13 +231,14 @@ fn run_id(now: time::OffsetDateTime) -> String {
 /// Reads the values of the secrets the planned stages are granted.
 fn resolve_secrets(p: &Pipeline, plan: &Plan) -> Result<BTreeMap<String, String>, RunError> {
     // Secrets granted to planned stages, and those the target's processes
-    // take in their environment (resolved here so they are masked too).
+    // and databases use (resolved here so they are masked too).
     let target = &p.targets[&plan.target];
     let process_secrets = target
         .services
         .values()
         .chain(target.jobs.values())
         .flat_map(|s| s.env.values())
+        .chain(target.databases.values().map(|d| &d.url))
         .filter_map(|v| match v {
             pipeline::EnvValue::Secret(name) => Some(name),
             _ => None,

@@ -98,27 +98,74 @@ pub fn stderr(out: &Output) -> String {
 /// A minimal HTTP/1.1 server on 127.0.0.1 answering every request with
 /// `200 ok`, in a background thread. Returns its port.
 pub fn http_server() -> u16 {
+    scripted_server(|_, _| Reply::new(200, "ok"))
+}
+
+/// What a [`scripted_server`] answers.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    /// Wait this long before answering.
+    pub delay: std::time::Duration,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            body: body.into(),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+
+    pub fn after(mut self, delay: std::time::Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 (one thread per connection, one request
+/// per connection) answering `handler(method, path)`. Returns its port.
+pub fn scripted_server(handler: impl Fn(&str, &str) -> Reply + Send + Sync + 'static) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let handler = std::sync::Arc::new(handler);
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
+            let handler = handler.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(&stream);
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let mut parts = request_line.split_whitespace();
+                let method = parts.next().unwrap_or_default().to_string();
+                let path = parts.next().unwrap_or_default().to_string();
+                let mut length = 0usize;
                 let mut line = String::new();
-                // Read the request head.
                 while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
                     if line == "\r\n" {
                         break;
                     }
+                    if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
                     line.clear();
                 }
-                let mut s = &stream;
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let reply = handler(&method, &path);
+                std::thread::sleep(reply.delay);
+                let head = format!(
+                    "HTTP/1.1 {} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    reply.status,
+                    reply.body.len()
                 );
+                let mut s = &stream;
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(reply.body.as_bytes());
                 let _ = s.flush();
-                let mut rest = Vec::new();
-                let _ = (&stream).take(0).read_to_end(&mut rest);
             });
         }
     });

@@ -12,6 +12,8 @@ pub mod ast;
 pub mod files;
 pub mod parse;
 pub mod run;
+#[cfg(feature = "stage")]
+pub mod stage;
 pub mod template;
 
 pub use ast::HurlFile;

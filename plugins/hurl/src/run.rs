@@ -394,21 +394,23 @@ fn run_entry(
             );
         }
     }
-    if passed {
-        for (k, v) in outcome.new_vars {
-            failed_captures.remove(&k);
-            vars.insert(k, v);
-        }
+    // Captures that were taken count even when an assert of the entry failed:
+    // the request happened (an order created is created), later entries may use it.
+    for (k, v) in outcome.new_vars {
+        failed_captures.remove(&k);
+        vars.insert(k, v);
     }
-    // Captures of an entry that failed are not set: say so when they are used.
-    if !passed && let Some(resp) = &entry.response {
+    // Captures never evaluated (no response): say so when they are used.
+    if let Some(resp) = &entry.response {
         for c in &resp.captures {
-            failed_captures.entry(c.name.clone()).or_insert_with(|| {
-                format!(
-                    "its capture at {}:{}:{} was not taken: that entry failed",
-                    file.name, c.pos.line, c.pos.col
-                )
-            });
+            if !outcome.captures.iter().any(|r| r.name == c.name) {
+                failed_captures.entry(c.name.clone()).or_insert_with(|| {
+                    format!(
+                        "its capture at {}:{}:{} was not taken: that request failed",
+                        file.name, c.pos.line, c.pos.col
+                    )
+                });
+            }
         }
     }
     result.asserts = outcome.asserts;

@@ -584,3 +584,68 @@ fn unreadable_file() {
             .starts_with("error: cannot read /nonexistent/pipeline.toml: ")
     );
 }
+
+#[test]
+fn databases() {
+    let d = expect(
+        "databases.toml",
+        &[
+            (
+                8,
+                7,
+                28,
+                "unsupported database URL in [targets.local.databases.crm-service]",
+            ),
+            (
+                9,
+                1,
+                36,
+                "missing `url` in [targets.local.databases.bi-service]",
+            ),
+            (
+                10,
+                1,
+                3,
+                "unknown key `uri` in [targets.local.databases.bi-service]",
+            ),
+            (
+                14,
+                25,
+                13,
+                "stage `check` is granted database `fibu-servce`, which no target declares",
+            ),
+        ],
+    );
+    assert_eq!(help(&d, 2), "did you mean `url`?");
+    assert_eq!(help(&d, 3), "did you mean `fibu-service`?");
+}
+
+#[test]
+fn database_grants() {
+    let text = "[pipeline]\nname = \"d\"\ndefault_target = \"local\"\n\
+        [targets.local.databases.a]\nurl = { host_env = \"A_URL\", default = \"sqlite://{run_dir}/a.db\" }\n\
+        [targets.local.databases.b]\nurl = \"postgres://u@127.0.0.1/b\"\n\
+        [stages.all]\nplugin = \"builtin:http-probe\"\ngrants = { databases = true }\n\
+        [stages.one]\nplugin = \"builtin:http-probe\"\ngrants = { databases = [\"b\"] }\n";
+    let p = parse_str(text, Path::new("pipeline.toml"), &opts()).unwrap_or_else(|d| panic!("{d}"));
+    let dbs = &p.targets["local"].databases;
+    assert_eq!(
+        dbs["a"].url,
+        EnvValue::HostEnv {
+            var: "A_URL".into(),
+            default: Some("sqlite://{run_dir}/a.db".into())
+        }
+    );
+    assert_eq!(p.stages[0].grants.databases, DatabaseScope::All);
+    assert!(
+        p.stages[0]
+            .grants
+            .capabilities
+            .contains(&Capability::Databases)
+    );
+    assert_eq!(
+        p.stages[1].grants.databases,
+        DatabaseScope::Only(BTreeSet::from(["b".to_string()]))
+    );
+    assert!(!p.stages[1].grants.databases.allows("a"));
+}

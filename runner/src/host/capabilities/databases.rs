@@ -9,7 +9,7 @@
 //! session whose `default_transaction_read_only` is on; SQLite files are
 //! opened with `SQLITE_OPEN_READONLY` and `PRAGMA query_only`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
 use sqlx::{Column, ConnectOptions, Row};
 
 use crate::host::bindings::valero::stage::databases::{self, ConnectionInfo, Engine};
-use crate::pipeline::{DatabaseScope, Target};
+use crate::pipeline::{DatabaseScope, EnvValue, Target};
 use crate::sandbox::StoreState;
 
 /// Rows one query may return; more is an error (add a LIMIT).
@@ -38,6 +38,8 @@ pub struct DatabaseCatalog {
     run_dir: PathBuf,
     /// name -> URL, or why it could not be resolved.
     urls: BTreeMap<String, Result<String, String>>,
+    /// Databases whose URL is a secret as a whole.
+    from_secret: BTreeSet<String>,
 }
 
 impl DatabaseCatalog {
@@ -59,10 +61,17 @@ impl DatabaseCatalog {
                 (db.name.clone(), url)
             })
             .collect();
+        let from_secret = target
+            .databases
+            .values()
+            .filter(|db| matches!(db.url, EnvValue::Secret(_)))
+            .map(|db| db.name.clone())
+            .collect();
         DatabaseCatalog {
             target: target.name.clone(),
             run_dir: PathBuf::new(),
             urls,
+            from_secret,
         }
     }
 
@@ -72,12 +81,16 @@ impl DatabaseCatalog {
         self
     }
 
-    /// Everything in the URLs that must never be shown: whole URLs and their
-    /// passwords (decoded; the masker also covers the encoded forms).
+    /// Everything in the URLs that must never be shown: passwords (decoded;
+    /// the masker also covers the encoded forms), and whole URLs that come
+    /// from a secret.
     pub fn credentials(&self) -> Vec<String> {
         let mut out = Vec::new();
-        for url in self.urls.values().flatten() {
-            out.push(url.clone());
+        for (name, url) in &self.urls {
+            let Ok(url) = url else { continue };
+            if self.from_secret.contains(name) {
+                out.push(url.clone());
+            }
             if let Some(pw) = password(url) {
                 out.push(pw);
             }

@@ -1,0 +1,603 @@
+//! The verification stages (`health`, `db-check`, `api-test`, `e2e`) against
+//! scripted HTTP servers and real databases (SQLite files made here;
+//! PostgreSQL when `VALERO_TEST_POSTGRES_URL` is set, as .ci/run does), with
+//! the faults they exist to catch.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn check<'a>(stage: &'a Value, name: &str) -> &'a Value {
+    stage["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("check `{name}` not in stage: {stage:#}"))
+}
+
+fn evidence(check: &Value, key: &str) -> String {
+    check["evidence"]
+        .as_array()
+        .and_then(|e| e.iter().find(|pair| pair[0] == key))
+        .and_then(|pair| pair[1].as_str())
+        .unwrap_or_else(|| panic!("no evidence `{key}` in {check:#}"))
+        .to_string()
+}
+
+fn message(stage: &Value, name: &str) -> String {
+    check(stage, name)["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+// ---------------------------------------------------------------- health
+
+/// A `health` stage over `services` (name, port) with extra `with` keys.
+fn health_pipeline(services: &[(&str, u16)], with: &str, http_grant: &str) -> String {
+    let services: Vec<String> = services
+        .iter()
+        .map(|(name, port)| format!("{name:?} = \"http://127.0.0.1:{port}\""))
+        .collect();
+    format!(
+        "{}[stages.health]\nplugin = \"builtin:health\"\ntimeout = \"30s\"\n\
+         with = {{ services = {{ {} }}, {with} }}\ngrants = {{ http = [{http_grant:?}] }}\n",
+        header("health"),
+        services.join(", ")
+    )
+}
+
+fn fleet_like_server(delay: Duration) -> u16 {
+    scripted_server(move |_, path| match path {
+        "/health" => Reply::new(200, r#"{"status":"ok"}"#).after(delay),
+        "/ready" => Reply::new(200, r#"{"status":"ready"}"#).after(delay),
+        _ => Reply::new(404, "{}"),
+    })
+}
+
+#[test]
+fn health_probes_every_endpoint_concurrently() {
+    // 7 services x 2 endpoints, each answering after 300 ms.
+    let names = ["fibu", "crm", "kasse", "bi", "auth", "gateway", "event-bus"];
+    let services: Vec<(&str, u16)> = names
+        .iter()
+        .map(|n| (*n, fleet_like_server(Duration::from_millis(300))))
+        .collect();
+    let project = Project::new(&health_pipeline(
+        &services,
+        r#"endpoints = [{ path = "/health", json = { status = "ok" } }, { path = "/ready", json = { status = "ready" } }]"#,
+        "http://127.0.0.1:*",
+    ));
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let health = stage(&report, "health");
+    assert_eq!(health["checks"].as_array().unwrap().len(), 14);
+    let outputs = &health["outputs"];
+    let total = outputs["total_ms"].as_f64().unwrap();
+    let slowest = outputs["slowest_probe_ms"].as_f64().unwrap();
+    let sum = outputs["sum_of_probes_ms"].as_f64().unwrap();
+    eprintln!("14 probes of 300 ms: total {total:.1} ms, slowest {slowest:.1} ms, sum {sum:.1} ms");
+    assert!(sum >= 14.0 * 290.0, "sum {sum}");
+    // Concurrent: the whole stage takes about as long as its slowest probe.
+    assert!(
+        total < slowest + 150.0,
+        "total {total} vs slowest {slowest}"
+    );
+    assert!(total < sum / 5.0, "total {total} vs sum {sum}");
+    // The recorded timeline agrees: every probe started before the first one finished.
+    let probes: Vec<&Value> = outputs["services"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|eps| eps.as_object().unwrap().values())
+        .collect();
+    let last_start = probes
+        .iter()
+        .map(|p| p["started_ms"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let first_end = probes
+        .iter()
+        .map(|p| p["finished_ms"].as_f64().unwrap())
+        .fold(f64::MAX, f64::min);
+    assert!(
+        last_start < first_end,
+        "probes did not overlap: {outputs:#}"
+    );
+}
+
+#[test]
+fn a_service_that_never_becomes_ready_fails_with_its_last_response() {
+    let started = Instant::now();
+    let late = scripted_server(move |_, path| match path {
+        // Becomes ready 600 ms after start: within the deadline.
+        "/ready" if started.elapsed() > Duration::from_millis(600) => {
+            Reply::new(200, r#"{"status":"ready"}"#)
+        }
+        "/ready" => Reply::new(503, r#"{"status":"not ready","reason":"warming up"}"#),
+        _ => Reply::new(200, r#"{"status":"ok"}"#),
+    });
+    let never = scripted_server(|_, path| match path {
+        "/ready" => Reply::new(
+            503,
+            r#"{"status":"not ready","reason":"database unreachable"}"#,
+        ),
+        _ => Reply::new(200, r#"{"status":"ok"}"#),
+    });
+    let broken = scripted_server(|_, _| Reply::new(500, r#"{"error":"boom"}"#));
+    let project = Project::new(&health_pipeline(
+        &[("late", late), ("never", never), ("broken", broken)],
+        "deadline_ms = 2000, initial_backoff_ms = 50, max_backoff_ms = 200",
+        "http://127.0.0.1:*",
+    ));
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 1, "{}", stderr(&out));
+    let health = stage(&report, "health");
+    assert_eq!(health["status"], "failed");
+
+    let late_ready = check(health, "late /ready");
+    assert_eq!(late_ready["verdict"], "pass", "{late_ready:#}");
+    let attempts: u32 = evidence(late_ready, "attempts").parse().unwrap();
+    assert!(attempts > 1, "{late_ready:#}");
+
+    assert_eq!(check(health, "never /health")["verdict"], "pass");
+    let never_ready = message(health, "never /ready");
+    assert_eq!(check(health, "never /ready")["verdict"], "fail");
+    assert!(
+        never_ready.contains("expected status 200, got 503"),
+        "{never_ready}"
+    );
+    assert!(
+        never_ready.contains("database unreachable"),
+        "{never_ready}"
+    );
+
+    let broken_health = message(health, "broken /health");
+    assert!(broken_health.contains("got 500"), "{broken_health}");
+    assert!(broken_health.contains("boom"), "{broken_health}");
+}
+
+#[test]
+fn health_without_an_http_grant_for_a_port_cannot_reach_it() {
+    let granted = fleet_like_server(Duration::ZERO);
+    let other = fleet_like_server(Duration::ZERO);
+    let project = Project::new(&health_pipeline(
+        &[("granted", granted), ("other", other)],
+        "deadline_ms = 10000",
+        &format!("http://127.0.0.1:{granted}"),
+    ));
+    let started = Instant::now();
+    let (code, report, _) = project.run(&[]);
+    assert_eq!(code, 1);
+    let health = stage(&report, "health");
+    assert_eq!(check(health, "granted /ready")["verdict"], "pass");
+    let denied = message(health, "other /ready");
+    assert!(denied.contains("denied by the host"), "{denied}");
+    assert!(
+        denied.contains(&format!("http://127.0.0.1:{other}")),
+        "{denied}"
+    );
+    // A denial is final: no polling until the 10 s deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+// ------------------------------------------------------------- databases
+
+/// A SQLite file with `schema_migrations` at `version` (and one data table).
+fn sqlite_db(dir: &Path, name: &str, version: u32) -> String {
+    let path = dir.join(format!("{name}.db"));
+    let script = format!(
+        "import sqlite3\nc = sqlite3.connect({:?})\n\
+         c.execute('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)')\n\
+         c.execute('CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)')\n\
+         c.execute(\"INSERT INTO customers (name) VALUES ('Landhandel')\")\n\
+         [c.execute('INSERT INTO schema_migrations VALUES (?, ?)', (v, 'now')) for v in range(1, {})]\n\
+         c.commit()\n",
+        path.display().to_string(),
+        version + 1
+    );
+    let ok = Command::new("python3").args(["-c", &script]).status();
+    assert!(
+        ok.is_ok_and(|s| s.success()),
+        "python3 could not make {name}.db"
+    );
+    format!("sqlite://{}", path.display())
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("VALERO_TEST_POSTGRES_URL") {
+        Ok(url) => Some(url.replace("{service}", "test")),
+        Err(_) => {
+            eprintln!("note: VALERO_TEST_POSTGRES_URL not set; the PostgreSQL part was not run");
+            None
+        }
+    }
+}
+
+/// A pipeline whose `local` target declares `dbs` (name, url literal or `{ secret = … }`).
+fn db_pipeline(dbs: &[(&str, &str)], stage: &str) -> String {
+    let mut text = header("databases").replace("[targets.local]\n", "");
+    text.push_str("[targets.local]\n");
+    for (name, url) in dbs {
+        let url = if url.starts_with('{') {
+            url.to_string()
+        } else {
+            format!("{url:?}")
+        };
+        text.push_str(&format!("[targets.local.databases.{name}]\nurl = {url}\n"));
+    }
+    text.push_str(stage);
+    text
+}
+
+#[test]
+fn db_check_reports_health_migrations_and_outages() {
+    let dir = tempfile::tempdir().unwrap();
+    let current = sqlite_db(dir.path(), "current", 2);
+    let behind = sqlite_db(dir.path(), "behind", 1);
+    let gone = format!("sqlite://{}/missing.db", dir.path().display());
+    let mut dbs = vec![
+        ("current", current.as_str()),
+        ("behind", behind.as_str()),
+        ("gone", gone.as_str()),
+        ("down", "postgres://valero:valero@127.0.0.1:1/nothing"),
+    ];
+    let pg = postgres_url();
+    if let Some(url) = &pg {
+        dbs.push(("pg", url));
+    }
+    let expect = if pg.is_some() { ", pg = {}" } else { "" };
+    let project = Project::new(&db_pipeline(
+        &dbs,
+        &format!(
+            "[stages.databases]\nplugin = \"builtin:db-check\"\n\
+             with = {{ databases = {{ current = {{ migration = 2, min_version = \"3.0\" }}, behind = {{ migration = 3 }}, gone = {{}}, down = {{}}{expect} }} }}\n\
+             grants = {{ databases = true }}\n"
+        ),
+    ));
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 1, "{}", stderr(&out));
+    let db = stage(&report, "databases");
+
+    for name in ["connect", "version", "latency", "migrations"] {
+        let c = check(db, &format!("current: {name}"));
+        assert_eq!(c["verdict"], "pass", "{c:#}");
+    }
+    assert!(message(db, "current: migrations").contains("migration 2"));
+
+    let behind = message(db, "behind: migrations");
+    assert_eq!(check(db, "behind: migrations")["verdict"], "fail");
+    assert!(
+        behind.contains("schema at migration 1, expected 3"),
+        "{behind}"
+    );
+    assert!(behind.contains("behind"), "{behind}");
+
+    let gone = message(db, "gone: connect");
+    assert!(gone.contains("cannot connect to database `gone`"), "{gone}");
+    assert!(gone.contains("missing.db"), "{gone}");
+
+    let down = message(db, "down: connect");
+    assert_eq!(check(db, "down: connect")["verdict"], "fail");
+    assert!(down.contains("postgres://127.0.0.1:1/nothing"), "{down}");
+    assert!(down.to_lowercase().contains("refused"), "{down}");
+    assert!(!down.contains("valero:valero"), "credentials in: {down}");
+
+    if pg.is_some() {
+        for name in ["connect", "version", "latency", "connections"] {
+            let c = check(db, &format!("pg: {name}"));
+            assert_eq!(c["verdict"], "pass", "{c:#}");
+        }
+        assert!(message(db, "pg: version").starts_with("postgres "));
+        assert!(message(db, "pg: connections").contains("connections in use"));
+    }
+}
+
+#[test]
+fn a_wrong_database_password_is_reported_without_the_password() {
+    let Some(url) = postgres_url() else { return };
+    let password = "Wr0ng-Passw0rd-4711";
+    // postgres://valero:valero@… -> postgres://valero:<wrong>@…
+    let (scheme_user, rest) = url
+        .split_once(':')
+        .and_then(|(s, r)| {
+            let (user_part, host_part) = r.split_once('@')?;
+            let user = user_part.split(':').next()?;
+            Some((format!("{s}:{user}"), host_part.to_string()))
+        })
+        .expect("postgres URL with credentials");
+    let wrong = format!("{scheme_user}:{password}@{rest}");
+    let project = Project::new(&format!(
+        "{}[secrets.pg_url]\nenv = \"TEST_PG_URL\"\n",
+        db_pipeline(
+            &[("pg", "{ secret = \"pg_url\" }")],
+            "[stages.databases]\nplugin = \"builtin:db-check\"\n\
+             with = { databases = { pg = {} } }\ngrants = { databases = [\"pg\"] }\n",
+        )
+    ));
+    let out = project
+        .command(&["run", "--progress", "plain", "--report", "json=report.json"])
+        .env("TEST_PG_URL", &wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(project.path().join("report.json")).unwrap())
+            .unwrap();
+    let db = stage(&report, "databases");
+    let msg = message(db, "pg: connect");
+    assert!(msg.contains("password authentication failed"), "{msg}");
+    // Nowhere: not in the report, the terminal, or any run record.
+    let mut texts = vec![
+        report.to_string(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr(&out),
+    ];
+    for entry in walk(&project.path().join(".valero")) {
+        texts.push(String::from_utf8_lossy(&std::fs::read(entry).unwrap()).into_owned());
+    }
+    for text in texts {
+        assert!(!text.contains(password), "password leaked: {text}");
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// `wants-databases` runs each statement; returns (ok, answer) per statement.
+fn ask_host(
+    dbs: &[(&str, &str)],
+    database: &str,
+    grant: &str,
+    sql: &[&str],
+) -> Vec<(bool, String)> {
+    let project = Project::new(&db_pipeline(
+        dbs,
+        &format!(
+            "[stages.ask]\n{}with = {{ database = {database:?}, sql = {sql:?} }}\ngrants = {{ databases = {grant} }}\n",
+            plugin_lines("wants-databases")
+        ),
+    ));
+    let (_, report, out) = project.run(&[]);
+    let results = stage(&report, "ask")["outputs"]["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results: {report:#}\n{}", stderr(&out)))
+        .clone();
+    results
+        .iter()
+        .map(|r| {
+            (
+                r["ok"].as_bool().unwrap(),
+                r["answer"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn database_writes_are_refused_by_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_db(dir.path(), "app", 2);
+    let answers = ask_host(
+        &[("app", &url)],
+        "app",
+        "[\"app\"]",
+        &[
+            "DELETE FROM customers",
+            "insert into customers (name) values ('x')",
+            "SELECT 1; DELETE FROM customers",
+            "WITH x AS (SELECT 1) DELETE FROM customers",
+            "SELECT count(*) AS n FROM customers",
+        ],
+    );
+    for (ok, answer) in &answers[..3] {
+        assert!(!ok, "the host ran a write: {answer}");
+        assert!(answer.contains("refused by the host"), "{answer}");
+    }
+    // Starts like a read; the read-only connection stops it.
+    assert!(!answers[3].0);
+    assert!(
+        answers[3].1.contains("readonly database"),
+        "{}",
+        answers[3].1
+    );
+    assert!(answers[0].1.contains("got `DELETE`"), "{}", answers[0].1);
+    assert!(answers[2].1.contains("one statement"), "{}", answers[2].1);
+    assert_eq!(answers[4], (true, r#"[{"n":1}]"#.to_string()));
+
+    let Some(pg) = postgres_url() else { return };
+    let answers = ask_host(
+        &[("pg", &pg)],
+        "pg",
+        "true",
+        &[
+            // Passes the statement check; the read-only transaction stops it.
+            "SELECT nextval('valero_ro_probe')",
+            "WITH d AS (DELETE FROM pg_class RETURNING 1) SELECT * FROM d",
+            "SELECT set_config('default_transaction_read_only', 'off', false)",
+            "SELECT current_setting('default_transaction_read_only') AS ro",
+            "SELECT 1 AS one",
+        ],
+    );
+    assert!(!answers[0].0);
+    assert!(
+        answers[0].1.contains("read-only transaction") || answers[0].1.contains("does not exist"),
+        "{}",
+        answers[0].1
+    );
+    assert!(!answers[1].0, "{}", answers[1].1);
+    // set_config ran inside the rolled-back transaction: the session stays read-only.
+    assert_eq!(answers[3], (true, r#"[{"ro":"on"}]"#.to_string()));
+    assert_eq!(answers[4], (true, r#"[{"one":1}]"#.to_string()));
+}
+
+#[test]
+fn databases_are_opened_only_when_granted_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = sqlite_db(dir.path(), "a", 1);
+    let b = sqlite_db(dir.path(), "b", 1);
+    let dbs = [("a", a.as_str()), ("b", b.as_str())];
+    let answers = ask_host(&dbs, "b", "[\"a\"]", &["SELECT 1 AS one"]);
+    assert!(!answers[0].0);
+    assert!(
+        answers[0].1.contains("database `b` is not granted"),
+        "{}",
+        answers[0].1
+    );
+
+    // Without the grant the component does not even load.
+    let project = Project::new(&db_pipeline(
+        &dbs,
+        &format!(
+            "[stages.ask]\n{}with = {{ database = \"a\", sql = [] }}\n",
+            plugin_lines("wants-databases")
+        ),
+    ));
+    let (code, report, _) = project.run(&[]);
+    assert_eq!(code, 4, "{report:#}");
+    let reason = stage(&report, "ask")["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.contains("databases"), "{reason}");
+}
+
+// ------------------------------------------------------------ api and e2e
+
+/// A small shop API: a token, an order with a total, and a flaky endpoint.
+fn shop_server() -> u16 {
+    let orders = Arc::new(AtomicU32::new(0));
+    scripted_server(move |method, path| match (method, path) {
+        ("POST", "/token") => Reply::new(200, r#"{"token":"t-123"}"#),
+        ("POST", "/orders") => {
+            let id = orders.fetch_add(1, Ordering::SeqCst) + 1;
+            Reply::new(201, format!(r#"{{"id":{id},"total":41}}"#))
+        }
+        ("GET", p) if p.starts_with("/orders/") => Reply::new(200, r#"{"id":1,"total":41}"#),
+        ("GET", "/broken") => Reply::new(500, r#"{"error":"database unavailable"}"#),
+        _ => Reply::new(404, r#"{"error":"not found"}"#),
+    })
+}
+
+fn hurl_project(kind: &str, key: &str, files: &[(&str, &str)], port: u16) -> Project {
+    let project = Project::new(&format!(
+        "{}[stages.{kind}]\nplugin = \"builtin:{kind}\"\n\
+         with = {{ {key} = [\"suite\"], variables = {{ base = \"http://127.0.0.1:{port}\" }}, deadline_ms = 20000 }}\n\
+         grants = {{ http = [\"http://127.0.0.1:{port}\"], fs = {{ read = [\"suite\"] }} }}\n",
+        header(kind)
+    ));
+    let suite = project.path().join("suite");
+    std::fs::create_dir(&suite).unwrap();
+    for (name, text) in files {
+        std::fs::write(suite.join(name), text).unwrap();
+    }
+    project
+}
+
+const ORDER_SUITE: &str = r#"# Create an order
+POST {{base}}/orders
+{"sku": "SAAT-25KG", "qty": 1}
+HTTP 201
+[Captures]
+order_id: jsonpath "$.id"
+[Asserts]
+jsonpath "$.total" == 42
+duration < 2000
+
+# Fetch it
+GET {{base}}/orders/{{order_id}}
+HTTP 200
+[Asserts]
+jsonpath "$.id" == {{order_id}}
+"#;
+
+#[test]
+fn a_failing_api_assertion_shows_expected_and_actual() {
+    let port = shop_server();
+    let project = hurl_project("api-test", "files", &[("orders.hurl", ORDER_SUITE)], port);
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 1, "{}", stderr(&out));
+    let api = stage(&report, "api-test");
+    let create = message(api, "orders.hurl:2 POST /orders");
+    assert!(create.contains(r#"jsonpath "$.total" == 42"#), "{create}");
+    assert!(create.contains("expected 42, actual 41"), "{create}");
+    // api-test goes on: the capture was taken, so the next request ran and passed.
+    let fetch = check(api, "orders.hurl:12 GET /orders/{{order_id}}");
+    assert_eq!(fetch["verdict"], "pass", "{fetch:#}");
+}
+
+#[test]
+fn an_api_file_with_unsupported_syntax_is_rejected_with_its_location() {
+    let port = shop_server();
+    let bad = "GET {{base}}/orders/1\nHTTP 200\n[Cookies]\nsession: abc\n";
+    let project = hurl_project("api-test", "files", &[("bad.hurl", bad)], port);
+    let (code, report, _) = project.run(&[]);
+    assert_eq!(code, 1);
+    let api = stage(&report, "api-test");
+    let text = api.to_string();
+    assert!(text.contains("bad.hurl:3:1"), "{api:#}");
+    assert!(text.contains("[Cookies]"), "{api:#}");
+}
+
+#[test]
+fn an_e2e_step_failing_mid_scenario_marks_later_steps_not_run() {
+    let port = shop_server();
+    let scenario = r#"# Log in
+POST {{base}}/token
+HTTP 200
+[Captures]
+token: jsonpath "$.token"
+
+# Check the stock
+GET {{base}}/broken
+Authorization: Bearer {{token}}
+HTTP 200
+
+# Place the order
+POST {{base}}/orders
+{"sku": "SAAT-25KG"}
+HTTP 201
+"#;
+    let project = hurl_project("e2e", "scenarios", &[("checkout.hurl", scenario)], port);
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 1, "{}", stderr(&out));
+    let e2e = stage(&report, "e2e");
+    let steps = e2e["checks"].as_array().unwrap();
+    assert_eq!(steps.len(), 3, "{e2e:#}");
+    assert_eq!(steps[0]["verdict"], "pass");
+    assert_eq!(steps[1]["verdict"], "fail");
+    let failed = steps[1]["message"].as_str().unwrap();
+    assert!(failed.contains("500"), "{failed}");
+    assert_eq!(steps[2]["verdict"], "inconclusive");
+    assert!(
+        steps[2]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not run: step 2 (Check the stock) failed"),
+        "{:#}",
+        steps[2]
+    );
+    let timeline = &e2e["outputs"]["scenarios"]["checkout"]["timeline"];
+    assert_eq!(timeline[0]["state"], "passed");
+    assert_eq!(timeline[1]["state"], "failed");
+    assert_eq!(timeline[2]["state"], "not_run");
+}
