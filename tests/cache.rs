@@ -61,3 +61,59 @@ fn second_run_loads_from_cache_and_tampered_entries_are_rejected() {
     assert_eq!(code, 0);
     assert_eq!(sources(&fourth), ["compiled", "compiled"]);
 }
+
+#[test]
+fn stages_with_the_same_plugin_and_capabilities_share_one_load() {
+    let tk = plugin_lines("testkit");
+    let mut p = header("shared");
+    for name in ["a", "b", "c"] {
+        p.push_str(&format!(
+            "[stages.{name}]\n{tk}with = {{ behavior = \"print\", text = \"{name}\" }}\n"
+        ));
+    }
+    // Same plugin, other capabilities: a load of its own (it is linked differently).
+    p.push_str(&format!(
+        "[stages.d]\n{tk}with = {{ behavior = \"pass\" }}\ngrants = {{ processes = true }}\n"
+    ));
+    let mut project = Project::new(&p);
+    let cache = tempfile::tempdir().unwrap();
+    project.cache = cache.path().to_path_buf();
+    let out = project
+        .command(&["run", "--progress", "plain", "-v", "--log-format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let loads = stderr(&out)
+        .lines()
+        .filter(|l| l.contains("\"plugin loaded\""))
+        .count();
+    assert_eq!(loads, 2, "{}", stderr(&out));
+    // One compiled artifact in the cache, not four.
+    let entries = std::fs::read_dir(cache.path())
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "cwasm")
+        })
+        .count();
+    assert_eq!(entries, 1);
+    // Records keep output that exists, and write no empty logs.
+    let runs = project.path().join(".valero/runs");
+    let run = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let a = run.join("stages/a/attempt-1");
+    assert_eq!(
+        std::fs::read_to_string(a.join("stdout.log")).unwrap(),
+        "a\n"
+    );
+    let d = run.join("stages/d/attempt-1");
+    assert!(d.join("attempt.json").exists());
+    assert!(!d.join("stdout.log").exists());
+}

@@ -4,23 +4,32 @@
 //! Layout:
 //!   pipeline.toml                      the file as it was read
 //!   events.jsonl                       one JSON object per event, appended and flushed
-//!   report.json                        the run report, rewritten atomically after every stage
-//!   stages/<stage>/attempt-<n>/        stdout.log, stderr.log, attempt.json
+//!   report.json                        the run report, rewritten atomically as stages finish
+//!                                      (at most every REPORT_INTERVAL) and at the end
+//!   stages/<stage>/attempt-<n>/        attempt.json; stdout.log, stderr.log when not empty
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::report::{AttemptReport, RunReport, StageReport};
 use crate::sandbox::Captured;
 
+/// While a run goes, report.json is rewritten at most this often: it is a
+/// convenience view (events.jsonl, flushed per event, is what resume reads),
+/// and rewriting it after every one of many short stages costs more than the
+/// stages (file creation dominates a no-op stage).
+pub const REPORT_INTERVAL: Duration = Duration::from_millis(250);
+
 pub struct Recorder {
     dir: PathBuf,
     events: Mutex<File>,
+    last_report: Mutex<Option<Instant>>,
 }
 
 #[derive(Serialize)]
@@ -79,6 +88,7 @@ impl Recorder {
         Ok(Recorder {
             dir,
             events: Mutex::new(events),
+            last_report: Mutex::new(None),
         })
     }
 
@@ -113,10 +123,19 @@ impl Recorder {
             .join("stages")
             .join(stage)
             .join(format!("attempt-{}", attempt.attempt));
+        // Written once, so no temp file and rename; empty output is not written.
+        let write_log = |name: &str, captured: &Captured| match captured.bytes.is_empty() {
+            true => Ok(()),
+            false => std::fs::write(dir.join(name), &captured.bytes),
+        };
         let result = std::fs::create_dir_all(&dir)
-            .and_then(|_| std::fs::write(dir.join("stdout.log"), &stdout.bytes))
-            .and_then(|_| std::fs::write(dir.join("stderr.log"), &stderr.bytes))
-            .and_then(|_| write_json(&dir.join("attempt.json"), attempt));
+            .and_then(|_| write_log("stdout.log", stdout))
+            .and_then(|_| write_log("stderr.log", stderr))
+            .and_then(|_| {
+                let mut bytes = serde_json::to_vec_pretty(attempt)?;
+                bytes.push(b'\n');
+                std::fs::write(dir.join("attempt.json"), bytes)
+            });
         if let Err(e) = result {
             tracing::warn!("cannot write run record {}: {e}", dir.display());
         }
@@ -124,9 +143,24 @@ impl Recorder {
         dir
     }
 
+    /// Writes report.json now.
     pub fn report(&self, report: &RunReport) {
+        *self.last_report.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         if let Err(e) = write_json(&self.dir.join("report.json"), report) {
             tracing::warn!("cannot write run report: {e}");
+        }
+    }
+
+    /// Writes report.json (built by `report` only then) unless it was written
+    /// less than [`REPORT_INTERVAL`] ago.
+    pub fn report_soon(&self, report: impl FnOnce() -> RunReport) {
+        let due = self
+            .last_report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none_or(|at| at.elapsed() >= REPORT_INTERVAL);
+        if due {
+            self.report(&report());
         }
     }
 }
@@ -134,9 +168,11 @@ impl Recorder {
 /// Writes JSON atomically (temp file + rename).
 pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // Serialised first: the file is unbuffered, and a report is thousands of tokens.
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    serde_json::to_writer_pretty(&mut tmp, value)?;
-    tmp.write_all(b"\n")?;
+    tmp.write_all(&bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -281,30 +281,55 @@ async fn prepare_plugins(
     p: &Pipeline,
     plan: &Plan,
 ) -> (BTreeMap<String, PluginSlot>, BTreeSet<String>) {
-    let mut tasks = tokio::task::JoinSet::new();
+    // Stages with the same plugin, pin and capabilities share one loaded
+    // plugin (one compile or cache load, one InstancePre).
+    type Key = (PluginRef, Option<pipeline::Digest>, BTreeSet<Capability>);
+    let mut groups: BTreeMap<Key, Vec<pipeline::Stage>> = BTreeMap::new();
     for planned in &plan.stages {
         let stage = p.stages[planned.index].clone();
+        let key = (
+            stage.plugin.clone(),
+            stage.sha256,
+            stage.grants.capabilities.clone(),
+        );
+        groups.entry(key).or_default().push(stage);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for stages in groups.into_values() {
         let runtime = runtime.clone();
         tasks.spawn_blocking(move || {
-            let slot = load_stage_plugin(&runtime, &stage);
-            (stage.name, slot)
+            let shared = load_stage_plugin(&runtime, &stages[0]);
+            stages
+                .iter()
+                .enumerate()
+                .map(|(i, stage)| {
+                    let slot = match &shared {
+                        // A failure names its stage: say it for each one.
+                        PluginSlot::Failed(_) if i > 0 => load_stage_plugin(&runtime, stage),
+                        slot => slot.clone(),
+                    };
+                    (stage.name.clone(), slot)
+                })
+                .collect::<Vec<_>>()
         });
     }
     let mut slots = BTreeMap::new();
     let mut failed = BTreeSet::new();
     while let Some(joined) = tasks.join_next().await {
-        let (name, slot) = match joined {
+        let loaded = match joined {
             Ok(x) => x,
             Err(e) => {
                 tracing::error!("plugin loader panicked: {e}");
                 continue;
             }
         };
-        if let PluginSlot::Failed(why) = &slot {
-            tracing::error!(stage = %name, "{why}");
-            failed.insert(name.clone());
+        for (name, slot) in loaded {
+            if let PluginSlot::Failed(why) = &slot {
+                tracing::error!(stage = %name, "{why}");
+                failed.insert(name.clone());
+            }
+            slots.insert(name, slot);
         }
-        slots.insert(name, slot);
     }
     (slots, failed)
 }

@@ -71,6 +71,7 @@ impl RunContext {
 }
 
 /// A stage's plugin, loaded before the run starts, or why it could not be.
+#[derive(Clone)]
 pub enum PluginSlot {
     Loaded(Arc<LoadedPlugin>, LoadReport),
     Failed(String),
@@ -263,7 +264,8 @@ pub async fn execute(
                     Some(Ok(report)) => {
                         let name = plan.stage(&report.name).map(|s| s.name.as_str()).unwrap_or_default();
                         finish(&ctx, &mut slots, &mut reports, name, report);
-                        ctx.recorder.report(&assemble(&ctx, plan, &reports, interrupted));
+                        ctx.recorder
+                            .report_soon(|| assemble(&ctx, plan, &reports, interrupted));
                     }
                     // A stage task panicked: a bug in valero, not the plugin.
                     Some(Err(e)) => tracing::error!("internal error in a stage task: {e}"),

@@ -288,39 +288,49 @@ impl Pending {
 /// `pending` is empty and `until` is `None` (nothing to wait for).
 /// With an empty `pending` it is a sleep until `until`.
 pub fn wait_any(pending: &[&Pending], until: Option<Instant>) -> Vec<usize> {
-    let ready = ready_indices(pending);
-    if !ready.is_empty() {
-        return ready;
+    // Requests that failed at send time, or whose own deadline has passed, are ready.
+    let now = Instant::now();
+    let settled: Vec<usize> = pending
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| matches!(p.state, PendingState::Failed(_)) || p.deadline.at <= now)
+        .map(|(i, _)| i)
+        .collect();
+    if !settled.is_empty() {
+        return settled;
     }
     let wake = pending.iter().map(|p| p.deadline.at).chain(until).min();
     let Some(wake) = wake else {
         return Vec::new();
     };
-    let remaining = wake.saturating_duration_since(Instant::now());
-    if remaining.is_zero() {
-        return ready_indices(pending);
-    }
-    let nanos = u64::try_from(remaining.as_nanos()).unwrap_or(u64::MAX);
+    let nanos = u64::try_from(wake.saturating_duration_since(now).as_nanos()).unwrap_or(u64::MAX);
     let timer = wasip2::clocks::monotonic_clock::subscribe_duration(nanos);
-    let mut pollables: Vec<&Pollable> = pending
-        .iter()
-        .filter_map(|p| match &p.state {
-            PendingState::InFlight { pollable, .. } => Some(pollable),
-            PendingState::Failed(_) => None,
-        })
-        .collect();
+    // One poll over every in-flight request and the timer; its answer says
+    // which are ready (asking each one again would cost a host call apiece).
+    let mut owners = Vec::with_capacity(pending.len());
+    let mut pollables: Vec<&Pollable> = Vec::with_capacity(pending.len() + 1);
+    for (i, p) in pending.iter().enumerate() {
+        if let PendingState::InFlight { pollable, .. } = &p.state {
+            owners.push(i);
+            pollables.push(pollable);
+        }
+    }
     pollables.push(&timer);
-    poll(&pollables);
-    ready_indices(pending)
-}
-
-fn ready_indices(pending: &[&Pending]) -> Vec<usize> {
-    pending
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.is_ready())
-        .map(|(i, _)| i)
-        .collect()
+    let mut ready: Vec<usize> = poll(&pollables)
+        .into_iter()
+        .filter_map(|r| owners.get(r as usize).copied())
+        .collect();
+    if ready.is_empty() {
+        // Only the timer fired: whoever reached its own deadline is ready.
+        let now = Instant::now();
+        ready = pending
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.deadline.at <= now)
+            .map(|(i, _)| i)
+            .collect();
+    }
+    ready
 }
 
 /// A failure inside this module, before the method and URL are prefixed.

@@ -34,8 +34,20 @@ pub struct Runtime {
 impl Runtime {
     /// `cache_dir = None` disables the compile cache.
     pub fn new(cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        Self::build(cache_dir, true)
+    }
+
+    /// A runtime whose stages cannot be interrupted at their timeout (no
+    /// epoch checks compiled in). Only for measuring what interruption
+    /// costs (benches/); `valero run` never uses it.
+    #[doc(hidden)]
+    pub fn uninterruptible(cache_dir: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        Self::build(cache_dir, false)
+    }
+
+    fn build(cache_dir: Option<&std::path::Path>, interruption: bool) -> anyhow::Result<Self> {
         let mut config = Config::new();
-        config.epoch_interruption(true);
+        config.epoch_interruption(interruption);
         config.wasm_component_model(true);
         // Bounded guest stacks; a deep recursion traps instead of exhausting the host.
         config.max_wasm_stack(1 << 20);

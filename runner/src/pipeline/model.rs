@@ -139,7 +139,7 @@ pub struct Stage {
     pub limits: Limits,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PluginRef {
     /// A `.wasm` component on disk (absolute after validation).
     Path(PathBuf),

@@ -9,6 +9,8 @@
 //! | `inconclusive` | `message` | one inconclusive check |
 //! | `sleep` | `ms` | `std::thread::sleep` (blocking host call), then pass |
 //! | `spin` | | infinite CPU loop |
+//! | `cpu` | `n` | `n` rounds of xorshift (bounded CPU work, for benchmarks); pass with the result |
+//! | `host-calls` | `n` | `n` calls of `context.attempt` (a no-op host call, for benchmarks); pass |
 //! | `membomb` | | allocate and touch 1 MiB chunks forever |
 //! | `flood` | `bytes` (100 MB) | write `bytes` to stdout in 64 KiB writes, then pass |
 //! | `print` | `text` | `text` to stdout, stderr and log::info, then pass |
@@ -47,6 +49,7 @@ struct With {
     url: String,
     timeout_ms: Option<u64>,
     var: String,
+    n: u64,
 }
 
 const ESCAPES: &str = "\x1b[31mred\x1b[0m \x1b]0;title\x07 bell\x07 done";
@@ -74,6 +77,22 @@ impl Plugin for Testkit {
                 single(Check::pass(behavior).message(format!("slept {} ms", with.ms)))
             }
             "spin" => spin(),
+            "cpu" => {
+                let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+                for _ in 0..with.n {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                }
+                single(Check::pass(behavior).message(format!("{x:x}")))
+            }
+            "host-calls" => {
+                let mut sum: u64 = 0;
+                for _ in 0..with.n {
+                    sum += u64::from(valero_sdk::attempt());
+                }
+                single(Check::pass(behavior).message(format!("{sum} calls")))
+            }
             "membomb" => membomb(),
             "flood" => flood(with.bytes.unwrap_or(100_000_000)),
             "print" => {
