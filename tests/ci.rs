@@ -9,20 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 fn schema() -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/report.schema.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -178,7 +164,7 @@ fn secrets_never_reach_any_output() {
         ),
         ("stderr".to_string(), stderr(&out)),
     ];
-    for f in files(project.path()) {
+    for f in files_under(project.path()) {
         if f.file_name().is_some_and(|n| n == "pipeline.toml") {
             continue;
         }

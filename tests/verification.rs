@@ -342,25 +342,12 @@ fn a_wrong_database_password_is_reported_without_the_password() {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr(&out),
     ];
-    for entry in walk(&project.path().join(".valero")) {
+    for entry in files_under(&project.path().join(".valero")) {
         texts.push(String::from_utf8_lossy(&std::fs::read(entry).unwrap()).into_owned());
     }
     for text in texts {
         assert!(!text.contains(password), "password leaked: {text}");
     }
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// `wants-databases` runs each statement; returns (ok, answer) per statement.

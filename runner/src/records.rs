@@ -131,11 +131,7 @@ impl Recorder {
         let result = std::fs::create_dir_all(&dir)
             .and_then(|_| write_log("stdout.log", stdout))
             .and_then(|_| write_log("stderr.log", stderr))
-            .and_then(|_| {
-                let mut bytes = serde_json::to_vec_pretty(attempt)?;
-                bytes.push(b'\n');
-                std::fs::write(dir.join("attempt.json"), bytes)
-            });
+            .and_then(|_| std::fs::write(dir.join("attempt.json"), json_bytes(attempt)?));
         if let Err(e) = result {
             tracing::warn!("cannot write run record {}: {e}", dir.display());
         }
@@ -165,12 +161,18 @@ impl Recorder {
     }
 }
 
+/// Pretty JSON with a final newline, serialised in memory: written to an
+/// unbuffered file directly, a report would be one `write` per token.
+fn json_bytes(value: &impl Serialize) -> std::io::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
 /// Writes JSON atomically (temp file + rename).
 pub fn write_json(path: &Path, value: &impl Serialize) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    // Serialised first: the file is unbuffered, and a report is thousands of tokens.
-    let mut bytes = serde_json::to_vec_pretty(value)?;
-    bytes.push(b'\n');
+    let bytes = json_bytes(value)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(&bytes)?;
     tmp.persist(path).map_err(|e| e.error)?;

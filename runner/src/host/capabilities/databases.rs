@@ -373,26 +373,31 @@ fn only_trivia(mut s: &str) -> bool {
     }
 }
 
+/// The parts of `scheme://[userinfo@]host[/path][?query]`: (scheme, userinfo,
+/// host, path). None without `://`.
+fn url_parts(url: &str) -> Option<(&str, Option<&str>, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let rest = rest.split('?').next().unwrap_or_default();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    Some(match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (scheme, Some(userinfo), host, path),
+        None => (scheme, None, authority, path),
+    })
+}
+
 /// `postgres://user:pw@host:5432/db?x` -> `postgres://host:5432/db`;
 /// `sqlite://path?mode=rwc` -> `sqlite://path`.
 fn location(url: &str) -> String {
-    let without_query = url.split('?').next().unwrap_or_default();
-    match without_query.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            let host = authority.rsplit('@').next().unwrap_or_default();
-            format!("{scheme}://{host}{path}")
-        }
-        None => without_query.to_string(),
+    match url_parts(url) {
+        Some((scheme, _, host, path)) => format!("{scheme}://{host}{path}"),
+        None => url.split('?').next().unwrap_or_default().to_string(),
     }
 }
 
 /// The decoded password of a `scheme://user:password@host/…` URL.
 fn password(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
-    let userinfo = authority.rsplit_once('@')?.0;
-    let pw = userinfo.split_once(':')?.1;
+    let (_, userinfo, _, _) = url_parts(url)?;
+    let pw = userinfo?.split_once(':')?.1;
     (!pw.is_empty()).then(|| {
         percent_encoding::percent_decode_str(pw)
             .decode_utf8_lossy()
