@@ -204,6 +204,32 @@ fn loopback_http_grants() -> Grants {
     }
 }
 
+/// Milliseconds `f` takes to complete.
+async fn timed(f: impl std::future::Future<Output = ()>) -> f64 {
+    let t = Instant::now();
+    f.await;
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Milliseconds of each of `iters` attempts, after `warmup` untimed ones.
+async fn attempts_ms(
+    runtime: &Runtime,
+    plugin: &LoadedPlugin,
+    grants: &Grants,
+    with: &str,
+    warmup: usize,
+    iters: usize,
+) -> Vec<f64> {
+    for _ in 0..warmup {
+        attempt(runtime, plugin, grants, with).await;
+    }
+    let mut v = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        v.push(timed(attempt(runtime, plugin, grants, with)).await);
+    }
+    v
+}
+
 /// One attempt of `plugin` with `with` as its config; panics unless it passed.
 async fn attempt(runtime: &Runtime, plugin: &LoadedPlugin, grants: &Grants, with: &str) {
     let spec = SandboxSpec {
@@ -269,18 +295,7 @@ fn dispatch(rt: &tokio::runtime::Runtime, out: &mut Results, dir: &Path, iters: 
     let grants = Grants::default();
     let plugin = load(&runtime, "testkit", &plugin_bytes("testkit"), &grants);
     let with = r#"{"behavior":"pass"}"#;
-    let wasm = rt.block_on(async {
-        let mut v = Vec::new();
-        for _ in 0..5 {
-            attempt(&runtime, &plugin, &grants, with).await;
-        }
-        for _ in 0..iters {
-            let t = Instant::now();
-            attempt(&runtime, &plugin, &grants, with).await;
-            v.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        v
-    });
+    let wasm = rt.block_on(attempts_ms(&runtime, &plugin, &grants, with, 5, iters));
     let wasm = out.timing(
         "warm no-op stage (cached InstancePre, fresh Store, call, drop)",
         &wasm,
@@ -436,16 +451,7 @@ fn interruption(rt: &tokio::runtime::Runtime, out: &mut Results, iters: usize) {
     ] {
         let runtime = runtime.expect("runtime");
         let plugin = load(&runtime, "testkit", &bytes, &grants);
-        let ms = rt.block_on(async {
-            attempt(&runtime, &plugin, &grants, with).await;
-            let mut v = Vec::new();
-            for _ in 0..iters {
-                let t = Instant::now();
-                attempt(&runtime, &plugin, &grants, with).await;
-                v.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            v
-        });
+        let ms = rt.block_on(attempts_ms(&runtime, &plugin, &grants, with, 1, iters));
         medians.push(out.timing(&format!("300M xorshift rounds, {label}"), &ms, ""));
     }
     let ratio = medians[1] / medians[0];
@@ -469,12 +475,8 @@ fn host_calls(rt: &tokio::runtime::Runtime, out: &mut Results, iters: usize) {
         attempt(&runtime, &plugin, &grants, &run(calls)).await;
         let (mut zero, mut many) = (Vec::new(), Vec::new());
         for _ in 0..iters {
-            let t = Instant::now();
-            attempt(&runtime, &plugin, &grants, &run(0)).await;
-            zero.push(t.elapsed().as_secs_f64() * 1000.0);
-            let t = Instant::now();
-            attempt(&runtime, &plugin, &grants, &run(calls)).await;
-            many.push(t.elapsed().as_secs_f64() * 1000.0);
+            zero.push(timed(attempt(&runtime, &plugin, &grants, &run(0))).await);
+            many.push(timed(attempt(&runtime, &plugin, &grants, &run(calls))).await);
         }
         (zero, many)
     });
@@ -616,15 +618,9 @@ fn fan_out(rt: &tokio::runtime::Runtime, out: &mut Results, scale: usize) {
             attempt(&runtime, &plugin, &grants, &with).await;
             let (mut sandbox, mut hyper, mut raw) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..iters {
-                let t = Instant::now();
-                attempt(&runtime, &plugin, &grants, &with).await;
-                sandbox.push(t.elapsed().as_secs_f64() * 1000.0);
-                let t = Instant::now();
-                native_fan_out(port, n, Client::Hyper).await;
-                hyper.push(t.elapsed().as_secs_f64() * 1000.0);
-                let t = Instant::now();
-                native_fan_out(port, n, Client::RawSocket).await;
-                raw.push(t.elapsed().as_secs_f64() * 1000.0);
+                sandbox.push(timed(attempt(&runtime, &plugin, &grants, &with)).await);
+                hyper.push(timed(native_fan_out(port, n, Client::Hyper)).await);
+                raw.push(timed(native_fan_out(port, n, Client::RawSocket)).await);
             }
             (sandbox, hyper, raw)
         });
