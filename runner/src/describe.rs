@@ -125,6 +125,21 @@ fn grants(g: &Grants) -> String {
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 parts.push(format!("databases [{}]", names.join(", ")));
             }
+            (crate::pipeline::Capability::Containers, _) => {
+                let Some(c) = &g.containers else {
+                    parts.push(c.name().to_string());
+                    continue;
+                };
+                let mut s = format!("containers (project {}", c.project);
+                if !c.build_contexts.is_empty() {
+                    let _ = write!(s, "; build_contexts [{}]", paths(&c.build_contexts));
+                }
+                if !c.bind_mounts.is_empty() {
+                    let _ = write!(s, "; bind_mounts [{}]", paths(&c.bind_mounts));
+                }
+                s.push(')');
+                parts.push(s);
+            }
             _ => parts.push(c.name().to_string()),
         }
     }

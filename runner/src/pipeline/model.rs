@@ -203,6 +203,19 @@ pub struct Grants {
     pub capabilities: BTreeSet<Capability>,
     /// With `databases`: which of the target's databases may be opened.
     pub databases: DatabaseScope,
+    /// With `containers`: the Docker project and the host paths it may use.
+    pub containers: Option<ContainerGrant>,
+}
+
+/// `grants.containers = { project = "…", build_contexts = […], bind_mounts = […] }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerGrant {
+    /// Label value `valero.project=<project>` and name scope of everything the stage creates.
+    pub project: String,
+    /// Directories (absolute) images may be built from.
+    pub build_contexts: Vec<PathBuf>,
+    /// Directories (absolute) whose contents may be bind-mounted into containers.
+    pub bind_mounts: Vec<PathBuf>,
 }
 
 /// `grants.databases = true` (every database of the target) or a list of names.

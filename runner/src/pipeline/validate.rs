@@ -58,6 +58,8 @@ const GRANT_KEYS: &[&str] = &[
     "databases",
 ];
 const FS_KEYS: &[&str] = &["read", "write"];
+const CONTAINER_GRANT_KEYS: &[&str] = &["project", "build_contexts", "bind_mounts"];
+const CONTAINERS_HELP: &str = "e.g. containers = { project = \"neuroerp-dev\", build_contexts = [\"examples/neuroerp\"], bind_mounts = [] }";
 const LIMIT_KEYS: &[&str] = &["memory", "output"];
 
 const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
@@ -1119,6 +1121,18 @@ impl<'a> Validator<'a> {
                     g.databases = self.database_scope(stage, v, p);
                     true
                 }
+                (Capability::Containers, DeValue::Table(ct)) => {
+                    g.containers = self.container_grant(stage, ct, v);
+                    g.containers.is_some()
+                }
+                (Capability::Containers, DeValue::Boolean(true)) => {
+                    self.error(
+                        v.span(),
+                        format!("`containers` of stage `{stage}` needs a project"),
+                        Some(CONTAINERS_HELP.into()),
+                    );
+                    false
+                }
                 _ => self.boolean(v) == Some(true),
             };
             if granted {
@@ -1126,6 +1140,85 @@ impl<'a> Validator<'a> {
             }
         }
         g
+    }
+
+    /// `containers = { project = "…", build_contexts = […], bind_mounts = […] }`.
+    fn container_grant(
+        &mut self,
+        stage: &str,
+        t: &DeTable<'_>,
+        whole: &Val<'_>,
+    ) -> Option<ContainerGrant> {
+        self.check_keys(
+            t,
+            CONTAINER_GRANT_KEYS,
+            &format!("in `grants.containers` of stage `{stage}`"),
+        );
+        let mut ok = true;
+        let project = match t.get("project") {
+            None => {
+                self.error(
+                    whole.span(),
+                    format!("`grants.containers` of stage `{stage}` has no `project`"),
+                    Some(CONTAINERS_HELP.into()),
+                );
+                ok = false;
+                String::new()
+            }
+            Some(v) => match self.string(v) {
+                Some(name) if valid_project(name) => name.to_string(),
+                Some(name) => {
+                    self.error(
+                        v.span(),
+                        format!("invalid container project name `{name}`"),
+                        Some(
+                            "use 1 to 40 characters: lower-case letters, digits, `-` and `_`, \
+                             starting with a letter or digit"
+                                .into(),
+                        ),
+                    );
+                    ok = false;
+                    String::new()
+                }
+                None => {
+                    ok = false;
+                    String::new()
+                }
+            },
+        };
+        let build_contexts = t
+            .get("build_contexts")
+            .map(|v| self.dirs(v))
+            .unwrap_or_default();
+        let bind_mounts = match t.get("bind_mounts") {
+            None => Vec::new(),
+            Some(v) => {
+                let dirs = self.dirs(v);
+                let items: Vec<&Val<'_>> = match v.get_ref() {
+                    DeValue::Array(items) => items.iter().collect(),
+                    _ => Vec::new(),
+                };
+                for item in items {
+                    let (DeValue::String(s), span) = (item.get_ref(), item.span()) else {
+                        continue;
+                    };
+                    if values::resolve(&self.base_dir, s) == Path::new("/") {
+                        self.error(
+                            span,
+                            "`/` cannot be granted for bind mounts",
+                            Some("grant the directories the containers need".into()),
+                        );
+                        ok = false;
+                    }
+                }
+                dirs
+            }
+        };
+        ok.then_some(ContainerGrant {
+            project,
+            build_contexts,
+            bind_mounts,
+        })
     }
 
     /// `databases = ["fibu", "crm"]`: names some target declares.
@@ -1241,6 +1334,16 @@ impl<'a> Validator<'a> {
             }
         }
     }
+}
+
+/// Container project names end up in Docker names, labels and image
+/// repositories (which must be lower case).
+fn valid_project(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
 }
 
 fn default_addresses() -> Vec<ipnet::IpNet> {
