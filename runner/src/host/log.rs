@@ -4,12 +4,13 @@
 //! and emitted as tracing events carrying the stage name.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::host::bindings::valero::stage::log::{Host, Level};
 use crate::report::neutralize;
-use crate::sandbox::StoreState;
+use crate::sandbox::{StageIo, StoreState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,18 +82,35 @@ impl LogBuffer {
     }
 }
 
+/// One log line of a stage, from the plugin or from the host on its behalf
+/// (e.g. build output): neutralised, masked, shown and kept.
+pub fn emit(
+    io: &StageIo,
+    logs: &LogBuffer,
+    stage: &str,
+    started: Instant,
+    level: LogLevel,
+    message: &str,
+) {
+    let message = io.masker.mask(&neutralize(message)).into_owned();
+    io.observer.stage_log(stage, level, &message);
+    logs.push(LogLine {
+        at_ms: crate::report::ms(started.elapsed()),
+        level,
+        message,
+    });
+}
+
 impl Host for StoreState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        let level = LogLevel::from(level);
-        let message = self.io.masker.mask(&neutralize(&message)).into_owned();
-        self.io
-            .observer
-            .stage_log(&self.context.stage, level, &message);
-        self.logs.push(LogLine {
-            at_ms: crate::report::ms(self.started.elapsed()),
-            level,
-            message,
-        });
+        emit(
+            &self.io,
+            &self.logs,
+            &self.context.stage,
+            self.started,
+            LogLevel::from(level),
+            &message,
+        );
         Ok(())
     }
 

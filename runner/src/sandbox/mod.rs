@@ -23,6 +23,7 @@ pub use limiter::TotalMemoryLimiter;
 pub use output::{CappedPipe, Captured};
 
 use crate::host::StageContext;
+use crate::host::capabilities::containers::{ContainerSession, LogSink};
 use crate::host::capabilities::databases::{DatabaseCatalog, DatabaseSession};
 use crate::host::capabilities::processes::Supervisor;
 use crate::host::log::LogBuffer;
@@ -40,6 +41,8 @@ pub struct StoreState {
     pub processes: Option<Arc<Supervisor>>,
     /// The stage's database connections, when it is granted `databases`.
     pub databases: Option<DatabaseSession>,
+    /// The stage's Docker access, when it is granted `containers`.
+    pub containers: Option<ContainerSession>,
     pub started: Instant,
     pub limiter: TotalMemoryLimiter,
     wasi: WasiCtx,
@@ -137,6 +140,16 @@ impl SandboxSpec<'_> {
             }
         }
 
+        let started = Instant::now();
+        let containers = self.grants.containers.clone().map(|grant| {
+            let log = LogSink {
+                io: self.io.clone(),
+                logs: capture.logs.clone(),
+                stage: context.stage.clone(),
+                started,
+            };
+            ContainerSession::new(grant, self.base_dir.to_path_buf(), log)
+        });
         let state = StoreState {
             logs: capture.logs.clone(),
             io: self.io.clone(),
@@ -145,7 +158,8 @@ impl SandboxSpec<'_> {
                 .databases
                 .clone()
                 .map(|c| DatabaseSession::new(c, self.grants.databases.clone())),
-            started: Instant::now(),
+            containers,
+            started,
             limiter: TotalMemoryLimiter::new(self.limits.memory),
             wasi: b.build(),
             http: WasiHttpCtx::new(),

@@ -413,7 +413,7 @@ impl StoreState {
     }
 
     /// Errors cross into the guest masked: a driver message must not hand it a credential.
-    fn masked<T>(&self, r: Result<T, String>) -> Result<T, String> {
+    pub(crate) fn masked<T>(&self, r: Result<T, String>) -> Result<T, String> {
         r.map_err(|e| self.io.masker.mask(&e).into_owned())
     }
 }

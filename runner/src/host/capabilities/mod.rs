@@ -2,16 +2,19 @@
 //! `databases`). Each is linked only for stages granted it.
 //!
 //! `processes` is implemented in [`processes`], `databases` in
-//! [`databases`]. The engines behind the others (bollard, kube) are added one
-//! capability at a time; until one is, a granted call returns an error that
-//! says so, rather than pretending to work.
+//! [`databases`], `containers` in [`containers`]. The engine behind
+//! `kubernetes` (kube) is still to come; until it is, a granted call returns
+//! an error that says so, rather than pretending to work.
 
+pub mod containers;
 pub mod databases;
 pub mod processes;
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::host::bindings::valero::stage::{containers, databases as databases_api, kubernetes};
+use crate::host::bindings::valero::stage::{
+    containers as containers_api, databases as databases_api, kubernetes,
+};
 use crate::pipeline::Capability;
 use crate::sandbox::StoreState;
 
@@ -23,7 +26,7 @@ pub fn link(cap: Capability, linker: &mut Linker<StoreState>) -> wasmtime::Resul
             HasSelf<StoreState>,
         >(linker, |s| s),
         Capability::Containers => {
-            containers::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
+            containers_api::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
         }
         Capability::Kubernetes => {
             kubernetes::add_to_linker::<StoreState, HasSelf<StoreState>>(linker, |s| s)
@@ -39,16 +42,6 @@ fn unavailable(cap: Capability) -> String {
         "the `{}` capability is granted but has no engine in this valero build yet",
         cap.name()
     )
-}
-
-impl containers::Host for StoreState {
-    async fn call(
-        &mut self,
-        _op: String,
-        _req: String,
-    ) -> wasmtime::Result<Result<String, String>> {
-        Ok(Err(unavailable(Capability::Containers)))
-    }
 }
 
 impl kubernetes::Host for StoreState {
