@@ -11,87 +11,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
+use common::docker::{Cleanup, docker, docker_enabled, noop_binary, project_name};
 use common::{Project, header, plugin_lines, stage, stderr};
 use serde_json::{Value, json};
-
-fn docker_enabled(test: &str) -> bool {
-    if std::env::var("VALERO_TEST_DOCKER").as_deref() == Ok("1") {
-        true
-    } else {
-        eprintln!(
-            "note: {test} skipped: set VALERO_TEST_DOCKER=1 to run it against a Docker engine"
-        );
-        false
-    }
-}
-
-/// A static no-op program: exits 0, or with `sleep` waits for SIGTERM.
-fn noop_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("containers-noop");
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join("noop.c");
-        std::fs::write(
-            &src,
-            "#include <signal.h>\n#include <string.h>\n#include <unistd.h>\n\
-             static void bye(int s) { (void)s; _exit(0); }\n\
-             int main(int argc, char **argv) {\n\
-               if (argc > 1 && strcmp(argv[1], \"sleep\") == 0) {\n\
-                 signal(SIGTERM, bye);\n  for (;;) pause();\n }\n\
-               return 0;\n}\n",
-        )
-        .unwrap();
-        let bin = dir.join(format!("noop-{}", std::process::id()));
-        let st = Command::new("gcc")
-            .args(["-static", "-Os", "-s", "-o"])
-            .arg(&bin)
-            .arg(&src)
-            .status()
-            .expect("gcc (needed to build the test image)");
-        assert!(st.success(), "gcc -static failed");
-        bin
-    })
-}
-
-/// A project name of its own per test (and per test process).
-fn project_name(test: &str) -> String {
-    format!("vt{}-{test}", std::process::id())
-}
-
-/// Removes everything of a project at the end of a test, whatever happened.
-struct Cleanup(Vec<String>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let filter = format!("label=valero.project={p}");
-            for (list, rm) in [
-                (vec!["ps", "-aq"], vec!["rm", "-f"]),
-                (vec!["network", "ls", "-q"], vec!["network", "rm"]),
-                (vec!["volume", "ls", "-q"], vec!["volume", "rm", "-f"]),
-                (vec!["image", "ls", "-q"], vec!["image", "rm", "-f"]),
-            ] {
-                let ids = docker(&[&list[..], &["--filter", &filter]].concat());
-                let ids: Vec<&str> = ids.split_whitespace().collect();
-                if !ids.is_empty() {
-                    docker(&[&rm[..], &ids[..]].concat());
-                }
-            }
-        }
-    }
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Writes the build context `ctx/` (noop binary, Dockerfile, .dockerignore).
 fn write_context(project: &Project) {
@@ -490,7 +413,6 @@ fn container_grants_are_validated_with_line_and_column() {
     for want in [
         "`containers` of stage `a` needs a project",
         "invalid container project name `Bad Name`",
-        "directory not found",
         "`/` cannot be granted for bind mounts",
         "unknown key `extra` in `grants.containers` of stage `b`",
         "`grants.containers` of stage `c` has no `project`",

@@ -262,3 +262,27 @@ fn hostile_plugins_are_contained() {
     assert_eq!(status("trap"), "failed");
     assert!(reason("trap").contains("trapped"), "{}", reason("trap"));
 }
+
+/// A granted directory an earlier stage creates passes validation; if it is
+/// still missing when its stage starts, that stage fails and says why.
+#[test]
+fn a_granted_directory_may_appear_during_the_run_and_must_exist_at_stage_start() {
+    let tk = plugin_lines("testkit");
+    let project = Project::new(&format!(
+        "{}[stages.read]\n{tk}with = {{ behavior = \"read-file\", path = \"out/later.txt\" }}\ngrants = {{ fs = {{ read = [\"out\"] }} }}\n",
+        header("late-dir")
+    ));
+    let out = project.command(&["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 1, "{report:#}\n{}", stderr(&out));
+    let text = format!("{report}{}", stderr(&out));
+    assert!(
+        text.contains("granted directory") && text.contains("out"),
+        "{text}"
+    );
+    std::fs::create_dir_all(project.path().join("out")).unwrap();
+    std::fs::write(project.path().join("out/later.txt"), "here").unwrap();
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 0, "{report:#}\n{}", stderr(&out));
+}

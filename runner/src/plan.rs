@@ -90,12 +90,17 @@ impl Plan {
                 self.excluded.push((s.name.clone(), why.to_string()));
             }
         }
+        let all: BTreeMap<String, Vec<String>> = self
+            .stages
+            .iter()
+            .map(|s| (s.name.clone(), s.needs.clone()))
+            .collect();
         self.stages.retain(|s| keep(&s.name));
         for s in &mut self.stages {
-            let (kept, dropped): (Vec<String>, Vec<String>) =
-                s.needs.drain(..).partition(|n| keep(n));
-            s.needs = kept;
-            s.dropped_needs.extend(dropped);
+            let needs = needs_through(&s.needs, &keep, &|n| all.get(n).map(Vec::as_slice));
+            s.dropped_needs
+                .extend(s.needs.iter().filter(|n| !keep(n)).cloned());
+            s.needs = needs.into_iter().map(str::to_string).collect();
         }
         Ok(self)
     }
@@ -107,10 +112,35 @@ impl Plan {
     }
 }
 
+/// The needs among the stages `kept` allows, looking through a need that is
+/// not kept to its own needs: dropping a stage from a run keeps the order
+/// around it (e.g. `api` still follows `health` when `databases` between
+/// them does not run on the target).
+fn needs_through<'a>(
+    needs: &'a [String],
+    kept: &dyn Fn(&str) -> bool,
+    needs_of: &dyn Fn(&str) -> Option<&'a [String]>,
+) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut stack: Vec<&str> = needs.iter().rev().map(String::as_str).collect();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if kept(n) {
+            out.push(n);
+        } else if let Some(below) = needs_of(n) {
+            stack.extend(below.iter().rev().map(String::as_str));
+        }
+    }
+    out
+}
+
 /// Plans `pipeline` for `target`. A stage runs on a target when its `when`
 /// list is absent or names the target. A need on a stage that does not run
-/// on the target is dropped, so one verification stage can follow whichever
-/// deploy stage the target uses.
+/// on the target is replaced by that stage's own needs, so one verification
+/// stage can follow whichever deploy stage the target uses.
 pub fn plan(pipeline: &Pipeline, target: &str) -> Result<Plan, PlanError> {
     if !pipeline.targets.contains_key(target) {
         return Err(PlanError::UnknownTarget {
@@ -154,12 +184,13 @@ pub fn plan(pipeline: &Pipeline, target: &str) -> Result<Plan, PlanError> {
         let mut i = 0;
         while i < remaining.len() {
             let (index, stage) = remaining[i];
-            let needs: Vec<&str> = stage
-                .needs
-                .iter()
-                .map(String::as_str)
-                .filter(|n| selected.contains(n))
-                .collect();
+            let needs = needs_through(&stage.needs, &|n| selected.contains(n), &|n| {
+                pipeline
+                    .stages
+                    .iter()
+                    .find(|s| s.name == n)
+                    .map(|s| s.needs.as_slice())
+            });
             if needs.iter().all(|n| level.contains_key(n)) {
                 let lvl = needs.iter().map(|n| level[n] + 1).max().unwrap_or(0);
                 level.insert(stage.name.as_str(), lvl);
@@ -190,4 +221,71 @@ pub fn plan(pipeline: &Pipeline, target: &str) -> Result<Plan, PlanError> {
         stages: order,
         excluded,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::{Digest, LoadOptions, parse_str};
+
+    fn pipeline() -> Pipeline {
+        let text = r#"
+[pipeline]
+name = "p"
+default_target = "local"
+[targets.local]
+[targets.dev]
+[stages.deploy]
+plugin = "builtin:x"
+[stages.health]
+plugin = "builtin:x"
+needs = ["deploy"]
+[stages.databases]
+plugin = "builtin:x"
+needs = ["health"]
+when = ["local"]
+[stages.api]
+plugin = "builtin:x"
+needs = ["databases"]
+"#;
+        let opts = LoadOptions {
+            builtin_plugins: [("x".to_string(), Digest::of(b"x"))].into_iter().collect(),
+            check_plugin_files: false,
+        };
+        parse_str(text, std::path::Path::new("pipeline.toml"), &opts).expect("valid")
+    }
+
+    fn needs(plan: &Plan, stage: &str) -> Vec<String> {
+        plan.stage(stage)
+            .map(|s| s.needs.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_need_on_a_stage_off_the_target_is_replaced_by_its_needs() {
+        let local = plan(&pipeline(), "local").unwrap();
+        assert_eq!(needs(&local, "api"), ["databases"]);
+        let dev = plan(&pipeline(), "dev").unwrap();
+        assert_eq!(needs(&dev, "api"), ["health"]);
+        assert_eq!(dev.stage("api").unwrap().dropped_needs, ["databases"]);
+        assert_eq!(dev.stage("api").unwrap().level, 2);
+    }
+
+    #[test]
+    fn skipping_a_stage_keeps_the_order_around_it_and_only_runs_alone() {
+        let sel = |only: &[&str], skip: &[&str]| Selection {
+            only: only.iter().map(|s| s.to_string()).collect(),
+            skip: skip.iter().map(|s| s.to_string()).collect(),
+        };
+        let skipped = plan(&pipeline(), "local")
+            .unwrap()
+            .select(&sel(&[], &["databases"]))
+            .unwrap();
+        assert_eq!(needs(&skipped, "api"), ["health"]);
+        let alone = plan(&pipeline(), "local")
+            .unwrap()
+            .select(&sel(&["api"], &[]))
+            .unwrap();
+        assert_eq!(needs(&alone, "api"), Vec::<String>::new());
+    }
 }

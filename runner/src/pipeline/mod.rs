@@ -25,8 +25,8 @@ pub use values::resolve as resolve_path;
 pub struct LoadOptions {
     /// First-party plugins embedded in the binary: name (as in `builtin:NAME`) -> digest.
     pub builtin_plugins: BTreeMap<String, Digest>,
-    /// Read every path plugin and check its sha256 pin; check that `grants.fs`
-    /// directories exist. Off: only the syntax of paths and pins is checked.
+    /// Read every path plugin and check its sha256 pin; check that granted
+    /// directories that exist are directories. Off: only the syntax of paths and pins is checked.
     pub check_plugin_files: bool,
 }
 

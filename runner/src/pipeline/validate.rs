@@ -1269,10 +1269,13 @@ impl<'a> Validator<'a> {
                         self.error(span, format!("not a directory: {}", abs.display()), None);
                         continue;
                     }
-                    Err(_) => {
+                    // Not there yet is fine: an earlier stage may create it (a
+                    // build job's output); the stage that needs it fails if not.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
                         self.error(
                             span,
-                            format!("directory not found: {}", abs.display()),
+                            format!("cannot read {}: {e}", abs.display()),
                             Some(format!("paths are relative to {}", self.base_dir.display())),
                         );
                         continue;

@@ -72,7 +72,9 @@ const MAX_TABLE_ENTRIES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("grant fs path `{path}` cannot be opened: {source}")]
+    #[error(
+        "granted directory `{path}` cannot be opened: {source}\n  help: paths are relative to pipeline.toml; one an earlier stage creates must exist when this stage starts"
+    )]
     Preopen {
         path: String,
         source: std::io::Error,
