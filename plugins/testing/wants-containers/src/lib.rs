@@ -9,7 +9,7 @@
 //!   but `name` and `image`; `ports` as `[{container_port, host_port, host_ip}]`)
 //! - `start`, `inspect`, `logs` (`tail`), `remove` (`force`), `stop`: `name`
 //! - `wait`: `name`, `state` and/or `health`, `timeout_ms`: polls `inspect`
-//! - `list`, `remove-project`
+//! - `list`, `remove-project` (`force`: also the images)
 //!
 //! Outputs `{"project": …, "results": [{"op", "ok", "answer"}]}`; `answer`
 //! is the host's error text or the result as JSON.
@@ -231,8 +231,8 @@ fn run_step(step: &Step) -> Result<Value, String> {
         "list" => c::list_containers().map(|l| l.iter().map(info_json).collect()),
         "wait" => wait(step),
         "config-hash" => Ok(Value::from(c::config_hash(&step.spec.to_wit()))),
-        "remove-project" => c::remove_project().map(
-            |r| json!({ "containers": r.containers, "networks": r.networks, "volumes": r.volumes }),
+        "remove-project" => c::remove_project(step.force).map(
+            |r| json!({ "containers": r.containers, "networks": r.networks, "volumes": r.volumes, "images": r.images }),
         ),
         other => Err(format!("wants-containers: unknown op `{other}`")),
     }

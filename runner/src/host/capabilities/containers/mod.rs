@@ -24,8 +24,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    ListImagesOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
@@ -292,6 +293,16 @@ impl ContainerSession {
         }
     }
 
+    async fn image_id(&mut self, image: &str) -> R<String> {
+        let reference = self.image(image).await?;
+        self.docker()?
+            .inspect_image(&reference)
+            .await
+            .map_err(|e| engine_error(&format!("inspecting image `{image}`"), e))?
+            .id
+            .ok_or_else(|| format!("the engine reports no id for image `{image}`"))
+    }
+
     async fn create_network(&mut self, name: &str) -> R<String> {
         policy::check_name("network", name)?;
         if let Some(existing) = self.network(name).await? {
@@ -542,13 +553,14 @@ impl ContainerSession {
         Ok(out)
     }
 
-    async fn remove_project(&mut self) -> R<Removed> {
+    async fn remove_project(&mut self, with_images: bool) -> R<Removed> {
         let docker = self.docker()?;
         let filters = self.project_filter();
         let mut removed = Removed {
             containers: vec![],
             networks: vec![],
             volumes: vec![],
+            images: vec![],
         };
         let containers = docker
             .list_containers(Some(
@@ -616,6 +628,27 @@ impl ContainerSession {
                 Ok(()) => removed.volumes.push(v.name),
                 Err(e) if not_found(&e) => {}
                 Err(e) => return Err(engine_error(&format!("removing volume {}", v.name), e)),
+            }
+        }
+        if with_images {
+            let images = docker
+                .list_images(Some(
+                    ListImagesOptionsBuilder::new().filters(&filters).build(),
+                ))
+                .await
+                .map_err(|e| engine_error("listing images", e))?;
+            for image in images {
+                let name = image
+                    .repo_tags
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| image.id.clone());
+                let opts = RemoveImageOptionsBuilder::new().force(true).build();
+                match docker.remove_image(&image.id, Some(opts), None).await {
+                    Ok(_) => removed.images.push(name),
+                    Err(e) if not_found(&e) => {}
+                    Err(e) => return Err(engine_error(&format!("removing image {name}"), e)),
+                }
             }
         }
         Ok(removed)
@@ -717,6 +750,10 @@ impl containers::Host for StoreState {
         ))
     }
 
+    async fn image_id(&mut self, image: String) -> wasmtime::Result<R<String>> {
+        with_session!(self, |s| s.image_id(&image))
+    }
+
     async fn create_network(&mut self, name: String) -> wasmtime::Result<R<String>> {
         with_session!(self, |s| s.create_network(&name))
     }
@@ -765,7 +802,7 @@ impl containers::Host for StoreState {
         Ok(policy::config_hash(&spec))
     }
 
-    async fn remove_project(&mut self) -> wasmtime::Result<R<Removed>> {
-        with_session!(self, |s| s.remove_project())
+    async fn remove_project(&mut self, images: bool) -> wasmtime::Result<R<Removed>> {
+        with_session!(self, |s| s.remove_project(images))
     }
 }
