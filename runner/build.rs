@@ -16,6 +16,8 @@ const BUILTINS: &[&str] = &[
     "db-check",
     "api-test",
     "e2e",
+    "build-images",
+    "deploy-compose",
 ];
 
 fn main() {

@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod docker;
+
 pub fn valero_bin() -> &'static str {
     env!("CARGO_BIN_EXE_valero")
 }

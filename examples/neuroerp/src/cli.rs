@@ -12,11 +12,14 @@ use std::process::ExitCode;
     about = "VALERO-NeuroERP demo fleet: seven small microservices in one binary",
     long_about = "VALERO-NeuroERP demo fleet: seven small microservices in one binary.\n\n\
 Run one service per process: `neuroerp <service> [flags]`. Every service binds \
-127.0.0.1 only, prints `listening on 127.0.0.1:PORT` as its first stdout line, \
+127.0.0.1 unless told otherwise (--bind, e.g. 0.0.0.0 inside a container), prints \
+`listening on ADDRESS:PORT` as its first stdout line, \
 keeps its data in SQLite (default) or PostgreSQL, runs its schema migrations at \
 start and serves /health, /ready, /version and /metrics (Prometheus).\n\n\
 Suggested local ports: fibu-service 8101, crm-service 8102, kasse-service 8103, \
-bi-service 8104, auth-service 8105, api-gateway 8106, event-bus 8107.",
+bi-service 8104, auth-service 8105, api-gateway 8106, event-bus 8107.\n\n\
+Without arguments the service named by NEUROERP_SERVICE runs (container images \
+set it). `neuroerp probe URL` is a healthcheck for images without a shell.",
     after_help = "Logging: RUST_LOG (default `info`), written to stderr."
 )]
 pub struct Cli {
@@ -27,10 +30,14 @@ pub struct Cli {
 /// Flags every service takes.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
-    /// TCP port to bind on 127.0.0.1; 0 picks an ephemeral port
+    /// TCP port to listen on; 0 picks an ephemeral port
     /// [default: the service's suggested port, 8101-8107]
     #[arg(long, env = "PORT")]
     pub port: Option<u16>,
+    /// Address to listen on; 0.0.0.0 only inside a container, whose published
+    /// ports the engine binds on the host
+    #[arg(long, env = "BIND_ADDRESS", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
     /// Database URL: `sqlite://FILE?mode=rwc` or `postgres://USER:PASS@HOST:PORT/DB`
     /// [default: sqlite://neuroerp-<service>.db?mode=rwc in the working directory]
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -100,6 +107,16 @@ pub struct BusArgs {
     pub delivery_poll_ms: u64,
 }
 
+/// Flags of `probe`.
+#[derive(Args, Debug, Clone)]
+pub struct ProbeArgs {
+    /// URL to GET, e.g. http://127.0.0.1:8107/ready
+    pub url: String,
+    /// Give up after this many milliseconds
+    #[arg(long, default_value_t = 2000)]
+    pub timeout_ms: u64,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Financial accounting (Finanzbuchhaltung): books every sale.completed event as a
@@ -158,11 +175,15 @@ pub enum Command {
         #[command(flatten)]
         bus: BusArgs,
     },
+    /// Healthcheck: GET a URL, exit 0 on a 2xx answer, 1 otherwise (for
+    /// container images that have no shell or curl)
+    Probe(ProbeArgs),
 }
 
 impl Command {
-    pub fn into_parts(self) -> (Service, CommonArgs, ServiceArgs) {
-        match self {
+    /// The service to run; `Err` carries the `probe` arguments.
+    pub fn into_parts(self) -> Result<(Service, CommonArgs, ServiceArgs), ProbeArgs> {
+        Ok(match self {
             Command::Fibu { common, sub } => (Service::Fibu, common, ServiceArgs::Fibu(sub)),
             Command::Crm { common } => (Service::Crm, common, ServiceArgs::Crm),
             Command::Kasse { common, kasse } => (Service::Kasse, common, ServiceArgs::Kasse(kasse)),
@@ -174,7 +195,8 @@ impl Command {
             Command::EventBus { common, bus } => {
                 (Service::EventBus, common, ServiceArgs::EventBus(bus))
             }
-        }
+            Command::Probe(probe) => return Err(probe),
+        })
     }
 }
 
@@ -190,7 +212,7 @@ pub async fn run(service: Service, common: CommonArgs, args: ServiceArgs) -> any
         .database_url
         .unwrap_or_else(|| default_database_url(service));
     let core = Core::open(service, &url).await?;
-    let listener = core::bind(common.port.unwrap_or(service.default_port())).await?;
+    let listener = core::bind(common.bind, common.port.unwrap_or(service.default_port())).await?;
     let addr = listener.local_addr()?;
     println!("listening on {addr}");
     tracing::info!(service = service.name(), version = service.version(), %addr, "listening");
@@ -200,7 +222,13 @@ pub async fn run(service: Service, common: CommonArgs, args: ServiceArgs) -> any
 
 /// Entry point of the `neuroerp` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 1
+        && let Some(service) = std::env::var_os("NEUROERP_SERVICE")
+    {
+        argv.push(service);
+    }
+    let cli = Cli::parse_from(argv);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -209,7 +237,10 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let (service, common, args) = cli.command.into_parts();
+    let (service, common, args) = match cli.command.into_parts() {
+        Ok(parts) => parts,
+        Err(probe) => return run_probe(&probe),
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -225,6 +256,33 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("neuroerp {}: error: {e:#}", service.name());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `neuroerp probe URL`: one GET, success on 2xx.
+fn run_probe(probe: &ProbeArgs) -> ExitCode {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            rt.block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_millis(probe.timeout_ms))
+                    .build()?;
+                Ok(client.get(&probe.url).send().await?.status())
+            })
+        });
+    match result {
+        Ok(status) if status.is_success() => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("probe {}: {status}", probe.url);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("probe {}: {e:#}", probe.url);
             ExitCode::FAILURE
         }
     }

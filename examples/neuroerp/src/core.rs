@@ -261,9 +261,9 @@ pub fn with_common(core: SharedCore, routes: Router<SharedCore>) -> Router {
         .with_state(core)
 }
 
-/// Bind `127.0.0.1:port` (0 = ephemeral).
-pub async fn bind(port: u16) -> anyhow::Result<TcpListener> {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+/// Bind `ip:port` (0 = ephemeral).
+pub async fn bind(ip: std::net::IpAddr, port: u16) -> anyhow::Result<TcpListener> {
+    let listener = TcpListener::bind((ip, port)).await?;
     Ok(listener)
 }
 
