@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::docker::{Cleanup, docker, docker_enabled, noop_binary, project_name};
-use common::{Project, header, stage, stderr};
+use common::{Project, copy_dir, header, stage, stderr};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -369,12 +369,7 @@ fn the_development_target_builds_deploys_verifies_and_leaves_nothing_behind() {
     );
     let project = Project::new(&text);
     for dir in ["examples/neuroerp/api", "examples/neuroerp/e2e"] {
-        let to = project.path().join(dir);
-        std::fs::create_dir_all(&to).unwrap();
-        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
+        copy_dir(&repo(), project.path(), dir);
     }
     std::fs::copy(
         repo().join("examples/neuroerp/compose.yaml"),

@@ -39,12 +39,7 @@ fn root_pipeline() -> Project {
     let project = Project::new(&text);
     // The API suites and scenarios the pipeline reads, next to it as in the repo.
     for dir in ["examples/neuroerp/api", "examples/neuroerp/e2e"] {
-        let to = project.path().join(dir);
-        std::fs::create_dir_all(&to).unwrap();
-        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
+        copy_dir(&repo(), project.path(), dir);
     }
     project
 }

@@ -86,6 +86,17 @@ impl Project {
     }
 }
 
+/// Copies the files of `from/dir` to `to/dir` (not recursive): the suites a
+/// copied pipeline reads, next to it as in the repository.
+pub fn copy_dir(from: &Path, to: &Path, dir: &str) {
+    let target = to.join(dir);
+    std::fs::create_dir_all(&target).unwrap();
+    for entry in std::fs::read_dir(from.join(dir)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), target.join(entry.file_name())).unwrap();
+    }
+}
+
 pub fn stage<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["stages"]
         .as_array()

@@ -91,6 +91,19 @@ impl Cx<'_> {
         Err(Error::new(self.file, Some(at), message.into(), hint))
     }
 
+    /// The items of a list value (`key:` with nothing is an empty list).
+    fn list<'n>(&self, e: &'n Entry, key: &str) -> R<&'n [Node]> {
+        match &e.value {
+            Node::Seq(items, _) => Ok(items.as_slice()),
+            n if n.is_null() => Ok(&[]),
+            other => self.err(
+                other.at(),
+                format!("`{key}` must be a list, found {}", other.kind()),
+                None,
+            ),
+        }
+    }
+
     /// Where a value's problem is reported: a null (`key:` with nothing) has
     /// no position of its own, so the key's is used.
     fn value_at(entry: &Entry) -> Pos {
@@ -470,17 +483,7 @@ impl Cx<'_> {
     }
 
     fn ports(&self, e: &Entry) -> R<Vec<Port>> {
-        let items = match &e.value {
-            Node::Seq(items, _) => items.as_slice(),
-            n if n.is_null() => &[],
-            other => {
-                return self.err(
-                    other.at(),
-                    format!("`ports` must be a list, found {}", other.kind()),
-                    None,
-                );
-            }
-        };
+        let items = self.list(e, "ports")?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let at = item.at();
@@ -740,17 +743,7 @@ impl Cx<'_> {
     }
 
     fn mounts(&self, e: &Entry, declared: &[(String, Pos)]) -> R<Vec<Mount>> {
-        let items = match &e.value {
-            Node::Seq(items, _) => items.as_slice(),
-            n if n.is_null() => &[],
-            other => {
-                return self.err(
-                    other.at(),
-                    format!("`volumes` must be a list, found {}", other.kind()),
-                    None,
-                );
-            }
-        };
+        let items = self.list(e, "volumes")?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let at = item.at();

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use valero_compose::{Compose, Condition, Mount, Restart, Service};
+use valero_sdk::container_words as words;
 use valero_sdk::containers::{
     self as c, BindMount, ContainerInfo, ContainerSpec, ContainerState, HealthStatus, Healthcheck,
     PortBinding, RestartPolicy, VolumeMount,
@@ -120,7 +121,7 @@ impl Deploy<'_> {
             };
             match self.wait(&svc.name, condition) {
                 Ok(info) => {
-                    let health = health_word(info.health);
+                    let health = words::health(info.health);
                     let message = format!(
                         "{} ({}), {} after {} ms",
                         outcome.action,
@@ -300,8 +301,8 @@ impl Deploy<'_> {
                         "not {} within {} ms (state {}, health {})",
                         condition_word(condition),
                         self.config.health_timeout_ms,
-                        state_word(info.state),
-                        health_word(info.health)
+                        words::state(info.state),
+                        words::health(info.health)
                     );
                     return Err(self.failure(service, &why));
                 }
@@ -475,27 +476,5 @@ fn condition_word(condition: Condition) -> &'static str {
         Condition::Healthy => "healthy",
         Condition::Started => "started",
         Condition::CompletedSuccessfully => "completed successfully",
-    }
-}
-
-fn state_word(state: ContainerState) -> &'static str {
-    match state {
-        ContainerState::Created => "created",
-        ContainerState::Running => "running",
-        ContainerState::Paused => "paused",
-        ContainerState::Restarting => "restarting",
-        ContainerState::Removing => "removing",
-        ContainerState::Exited => "exited",
-        ContainerState::Dead => "dead",
-        ContainerState::Unknown => "unknown",
-    }
-}
-
-fn health_word(health: HealthStatus) -> &'static str {
-    match health {
-        HealthStatus::None => "none",
-        HealthStatus::Starting => "starting",
-        HealthStatus::Healthy => "healthy",
-        HealthStatus::Unhealthy => "unhealthy",
     }
 }

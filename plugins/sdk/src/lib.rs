@@ -46,6 +46,33 @@ pub use bindings::valero::stage::types::Verdict;
 /// Capability interfaces (raw bindings). Calling one makes the component import it.
 pub use bindings::valero::stage::{containers, databases, kubernetes, processes};
 pub use log::progress;
+
+/// Lower-case words for the `containers` enums, as Docker writes them.
+pub mod container_words {
+    use crate::containers::{ContainerState, HealthStatus};
+
+    pub fn state(state: ContainerState) -> &'static str {
+        match state {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Unknown => "unknown",
+        }
+    }
+
+    pub fn health(health: HealthStatus) -> &'static str {
+        match health {
+            HealthStatus::None => "none",
+            HealthStatus::Starting => "starting",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Unhealthy => "unhealthy",
+        }
+    }
+}
 pub use report::{Check, Report};
 
 use bindings::valero::stage::context;

@@ -491,7 +491,9 @@ fn files_are_not_read_without_check() {
         .err()
         .unwrap_or_else(|| panic!("should fail"));
     let lines: Vec<(usize, usize)> = d.iter().map(|d| (d.line, d.col)).collect();
-    assert_eq!(lines, [(6, 10), (9, 16)]);
+    // The plugin file is missing; the granted directory may still appear
+    // during the run (a build job's output), so it is not an error.
+    assert_eq!(lines, [(6, 10)]);
 }
 
 #[test]

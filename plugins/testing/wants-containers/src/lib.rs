@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use valero_sdk::container_words as words;
 use valero_sdk::containers::{
-    self as c, BindMount, ContainerInfo, ContainerSpec, ContainerState, HealthStatus, Healthcheck,
-    PortBinding, RestartPolicy, VolumeMount,
+    self as c, BindMount, ContainerInfo, ContainerSpec, Healthcheck, PortBinding, RestartPolicy,
+    VolumeMount,
 };
 use valero_sdk::{Check, Plugin, Report};
 
@@ -158,37 +159,15 @@ impl Spec {
     }
 }
 
-fn state_name(s: ContainerState) -> &'static str {
-    match s {
-        ContainerState::Created => "created",
-        ContainerState::Running => "running",
-        ContainerState::Paused => "paused",
-        ContainerState::Restarting => "restarting",
-        ContainerState::Removing => "removing",
-        ContainerState::Exited => "exited",
-        ContainerState::Dead => "dead",
-        ContainerState::Unknown => "unknown",
-    }
-}
-
-fn health_name(h: HealthStatus) -> &'static str {
-    match h {
-        HealthStatus::None => "none",
-        HealthStatus::Starting => "starting",
-        HealthStatus::Healthy => "healthy",
-        HealthStatus::Unhealthy => "unhealthy",
-    }
-}
-
 fn info_json(i: &ContainerInfo) -> Value {
     json!({
         "id": i.id,
         "name": i.name,
         "image": i.image,
         "image_id": i.image_id,
-        "state": state_name(i.state),
+        "state": words::state(i.state),
         "exit_code": i.exit_code,
-        "health": health_name(i.health),
+        "health": words::health(i.health),
         "labels": i.labels.iter().cloned().collect::<BTreeMap<_, _>>(),
         "config_hash": i.config_hash,
     })
