@@ -61,9 +61,13 @@ fn write(project: &Project, file: &str, text: &str) {
     std::fs::write(project.path().join(file), text).unwrap();
 }
 
-/// (service → (container id, action)) from the deploy stage's outputs.
+/// (service, container id, action) from the deploy stage's outputs.
 fn deployed(report: &Value) -> Vec<(String, String, String)> {
-    let services = stage(report, "deploy")["outputs"]["services"]
+    deployed_as(report, "deploy")
+}
+
+fn deployed_as(report: &Value, stage_name: &str) -> Vec<(String, String, String)> {
+    let services = stage(report, stage_name)["outputs"]["services"]
         .as_object()
         .unwrap_or_else(|| panic!("no services in the outputs: {report:#}"));
     services
@@ -353,7 +357,9 @@ fn deploy_compose_without_the_containers_grant_cannot_load() {
 }
 
 /// The root pipeline's `development` target, run from a copy of the files it
-/// reads (the build job's script builds in this repository).
+/// reads (the build job's script builds in this repository): once keeping
+/// the deployment, then again from the same sources, which must rebuild the
+/// same images, recreate no container, verify and clean up everything.
 #[test]
 fn the_development_target_builds_deploys_verifies_and_leaves_nothing_behind() {
     if !docker_enabled("the_development_target_builds_deploys_verifies_and_leaves_nothing_behind") {
@@ -377,21 +383,15 @@ fn the_development_target_builds_deploys_verifies_and_leaves_nothing_behind() {
     )
     .unwrap();
 
-    let (code, report, out) = project.run(&["--target", "development", "--skip", "source"]);
+    // First run: build, deploy, verify; keep the deployment.
+    let (code, report, out) =
+        project.run(&["--target", "development", "--skip", "source,compose-down"]);
     assert_eq!(code, 0, "{report:#}\n{}", stderr(&out));
     let images = stage(&report, "images");
     assert_eq!(images["checks"].as_array().unwrap().len(), 7, "{images:#}");
     let deploy = stage(&report, "deploy-compose");
     assert_eq!(deploy["checks"].as_array().unwrap().len(), 7, "{deploy:#}");
-    for name in [
-        "build",
-        "images",
-        "deploy-compose",
-        "health",
-        "api",
-        "e2e",
-        "compose-down",
-    ] {
+    for name in ["build", "images", "deploy-compose", "health", "api", "e2e"] {
         assert_eq!(
             stage(&report, name)["status"],
             "passed",
@@ -399,9 +399,56 @@ fn the_development_target_builds_deploys_verifies_and_leaves_nothing_behind() {
             stage(&report, name)
         );
     }
-    // The labels the images carry.
-    let image = &images["outputs"]["images"]["fibu-service"];
-    assert_eq!(image["tag"], "neuroerp-dev/fibu-service:1.0.0");
+    let first = deployed_as(&report, "deploy-compose");
+    assert_eq!(first.len(), 7);
+    assert!(first.iter().all(|(_, _, a)| a == "created"), "{first:?}");
+    let image_ids = images["outputs"]["images"].clone();
+    assert_eq!(
+        image_ids["fibu-service"]["tag"],
+        "neuroerp-dev/fibu-service:1.0.0"
+    );
+    // The OCI labels the images carry.
+    let labels = docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .Config.Labels}}",
+        "neuroerp-dev/fibu-service:1.0.0",
+    ]);
+    let labels: Value = serde_json::from_str(&labels).unwrap_or(Value::Null);
+    assert_eq!(
+        labels["org.opencontainers.image.version"], "1.0.0",
+        "{labels}"
+    );
+    assert_eq!(labels["org.opencontainers.image.title"], "fibu-service");
+    for key in ["revision", "created"] {
+        let value = labels[format!("org.opencontainers.image.{key}")]
+            .as_str()
+            .unwrap_or("");
+        assert!(!value.is_empty(), "{key}: {labels}");
+    }
+
+    // Second run from the same sources: the images come out the same, so the
+    // deploy recreates no container; then verify again and clean up.
+    let (code, report, out) = project.run(&["--target", "development", "--skip", "source"]);
+    assert_eq!(code, 0, "{report:#}\n{}", stderr(&out));
+    assert_eq!(stage(&report, "images")["outputs"]["images"], image_ids);
+    let second = deployed_as(&report, "deploy-compose");
+    assert_eq!(
+        second,
+        first
+            .iter()
+            .map(|(n, id, _)| (n.clone(), id.clone(), "unchanged".to_string()))
+            .collect::<Vec<_>>()
+    );
+    for name in ["health", "api", "e2e", "compose-down"] {
+        assert_eq!(
+            stage(&report, name)["status"],
+            "passed",
+            "{:#}",
+            stage(&report, name)
+        );
+    }
     // Nothing of the project is left: containers, networks, volumes, images.
     for list in [
         &["ps", "-aq"][..],
