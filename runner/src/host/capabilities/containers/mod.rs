@@ -29,6 +29,7 @@ use bollard::query_parameters::{
     StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
+use futures_util::future::{BoxFuture, FutureExt};
 
 use crate::host::bindings::valero::stage::containers::{
     self, ContainerInfo, ContainerSpec, ContainerState, HealthStatus, Removed, RestartPolicy,
@@ -128,87 +129,93 @@ impl ContainerSession {
 
     // ------------------------------------------------------------ lookups
 
-    /// The project's container `name` (short, scoped or id).
-    async fn container(&mut self, name: &str) -> R<ContainerInspectResponse> {
+    /// Inspects `candidates` in order; the first that exists must carry the
+    /// project's label (else a `project scope` refusal). `None`: none exists.
+    async fn find<T>(
+        &mut self,
+        kind: &str,
+        name: &str,
+        candidates: Vec<String>,
+        inspect: impl Fn(Docker, String) -> BoxFuture<'static, Result<T, bollard::errors::Error>>,
+        labels: impl Fn(&T) -> Option<&HashMap<String, String>>,
+    ) -> R<Option<(String, T)>> {
         let docker = self.docker()?;
-        for candidate in policy::candidates(self.project(), name) {
-            match docker.inspect_container(&candidate, None).await {
-                Ok(c) => {
-                    let labels = c.config.as_ref().and_then(|c| c.labels.as_ref());
-                    if !labels.is_some_and(|l| owned(self.project(), l.iter())) {
-                        return Err(not_owned(self.project(), "container", name));
+        for candidate in candidates {
+            match inspect(docker.clone(), candidate.clone()).await {
+                Ok(found) => {
+                    if !labels(&found).is_some_and(|l| owned(self.project(), l.iter())) {
+                        return Err(not_owned(self.project(), kind, name));
                     }
-                    return Ok(c);
+                    return Ok(Some((candidate, found)));
                 }
                 Err(e) if not_found(&e) => continue,
-                Err(e) => return Err(engine_error(&format!("inspecting container `{name}`"), e)),
+                Err(e) => return Err(engine_error(&format!("inspecting {kind} `{name}`"), e)),
             }
         }
-        Err(format!(
-            "container `{name}` not found in project `{}`",
-            self.project()
-        ))
+        Ok(None)
     }
 
-    /// The project's image `image` (short or scoped tag, or id) -> the reference to use.
-    async fn image(&mut self, image: &str) -> R<String> {
-        let docker = self.docker()?;
-        for candidate in policy::image_candidates(self.project(), image) {
-            match docker.inspect_image(&candidate).await {
-                Ok(i) => {
-                    let labels = i.config.as_ref().and_then(|c| c.labels.as_ref());
-                    if !labels.is_some_and(|l| owned(self.project(), l.iter())) {
-                        return Err(not_owned(self.project(), "image", image));
-                    }
-                    return Ok(candidate);
-                }
-                Err(e) if not_found(&e) => continue,
-                Err(e) => return Err(engine_error(&format!("inspecting image `{image}`"), e)),
-            }
+    /// The project's container `name` (short, scoped or id).
+    async fn container(&mut self, name: &str) -> R<ContainerInspectResponse> {
+        let candidates = policy::candidates(self.project(), name);
+        let inspect =
+            |d: Docker, c: String| async move { d.inspect_container(&c, None).await }.boxed();
+        match self
+            .find("container", name, candidates, inspect, |c| {
+                c.config.as_ref()?.labels.as_ref()
+            })
+            .await?
+        {
+            Some((_, c)) => Ok(c),
+            None => Err(format!(
+                "container `{name}` not found in project `{}`",
+                self.project()
+            )),
         }
-        Err(format!(
-            "image `{image}` not found in project `{}`\n  help: build it with `build-image`",
-            self.project()
-        ))
+    }
+
+    /// The project's image `image` (short or scoped tag, or id) -> the
+    /// reference to use and the image's id.
+    async fn image(&mut self, image: &str) -> R<(String, String)> {
+        let candidates = policy::image_candidates(self.project(), image);
+        let inspect = |d: Docker, c: String| async move { d.inspect_image(&c).await }.boxed();
+        match self
+            .find("image", image, candidates, inspect, |i| {
+                i.config.as_ref()?.labels.as_ref()
+            })
+            .await?
+        {
+            Some((reference, i)) => {
+                let id =
+                    i.id.ok_or_else(|| format!("the engine reports no id for image `{image}`"))?;
+                Ok((reference, id))
+            }
+            None => Err(format!(
+                "image `{image}` not found in project `{}`\n  help: build it with `build-image`",
+                self.project()
+            )),
+        }
     }
 
     /// The project's network `name` -> its full name.
     async fn network(&mut self, name: &str) -> R<Option<String>> {
-        let docker = self.docker()?;
-        for candidate in policy::candidates(self.project(), name) {
-            match docker.inspect_network(&candidate, None).await {
-                Ok(n) => {
-                    if !n
-                        .labels
-                        .as_ref()
-                        .is_some_and(|l| owned(self.project(), l.iter()))
-                    {
-                        return Err(not_owned(self.project(), "network", name));
-                    }
-                    return Ok(n.name.or(n.id));
-                }
-                Err(e) if not_found(&e) => continue,
-                Err(e) => return Err(engine_error(&format!("inspecting network `{name}`"), e)),
-            }
-        }
-        Ok(None)
+        let candidates = policy::candidates(self.project(), name);
+        let inspect =
+            |d: Docker, c: String| async move { d.inspect_network(&c, None).await }.boxed();
+        let found = self
+            .find("network", name, candidates, inspect, |n| n.labels.as_ref())
+            .await?;
+        Ok(found.and_then(|(_, n)| n.name.or(n.id)))
     }
 
+    /// The project's volume `name` -> its full name.
     async fn volume(&mut self, name: &str) -> R<Option<String>> {
-        let docker = self.docker()?;
-        for candidate in policy::candidates(self.project(), name) {
-            match docker.inspect_volume(&candidate).await {
-                Ok(v) => {
-                    if !owned(self.project(), v.labels.iter()) {
-                        return Err(not_owned(self.project(), "volume", name));
-                    }
-                    return Ok(Some(v.name));
-                }
-                Err(e) if not_found(&e) => continue,
-                Err(e) => return Err(engine_error(&format!("inspecting volume `{name}`"), e)),
-            }
-        }
-        Ok(None)
+        let candidates = policy::candidates(self.project(), name);
+        let inspect = |d: Docker, c: String| async move { d.inspect_volume(&c).await }.boxed();
+        let found = self
+            .find("volume", name, candidates, inspect, |v| Some(&v.labels))
+            .await?;
+        Ok(found.map(|(_, v)| v.name))
     }
 
     // ------------------------------------------------------------ operations
@@ -294,13 +301,7 @@ impl ContainerSession {
     }
 
     async fn image_id(&mut self, image: &str) -> R<String> {
-        let reference = self.image(image).await?;
-        self.docker()?
-            .inspect_image(&reference)
-            .await
-            .map_err(|e| engine_error(&format!("inspecting image `{image}`"), e))?
-            .id
-            .ok_or_else(|| format!("the engine reports no id for image `{image}`"))
+        Ok(self.image(image).await?.1)
     }
 
     async fn create_network(&mut self, name: &str) -> R<String> {
@@ -372,7 +373,7 @@ impl ContainerSession {
                 ..Default::default()
             });
         }
-        let image = self.image(&spec.image).await?;
+        let (image, _) = self.image(&spec.image).await?;
         let network = match &spec.network {
             None => None,
             Some(n) => Some(self.network(n).await?.ok_or_else(|| {
