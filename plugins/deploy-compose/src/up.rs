@@ -45,10 +45,10 @@ pub fn run(config: &Config) -> Report {
             "{file}: the file names project `{name}`, but the stage is granted project `{project}`\n  help: make `name:` and the grant's `project` the same"
         ));
     }
-    let mut deploy = Deploy {
+    let deploy = Deploy {
         config,
         file,
-        project: project.clone(),
+        project,
         deadline: Instant::now() + Duration::from_millis(config.health_timeout_ms),
         started: Instant::now(),
     };
@@ -72,7 +72,7 @@ struct Outcome {
 }
 
 impl Deploy<'_> {
-    fn run(&mut self, compose: &Compose) -> Result<Report, Report> {
+    fn run(&self, compose: &Compose) -> Result<Report, Report> {
         self.networks_and_volumes(compose)?;
         let existing: BTreeMap<String, ContainerInfo> = c::list_containers()
             .map_err(|e| Report::fail(format!("listing the project's containers: {e}")))?
@@ -114,7 +114,7 @@ impl Deploy<'_> {
                 continue;
             };
             let name = format!("service {}", svc.name);
-            let condition = if has_healthcheck(svc) {
+            let condition = if svc.healthcheck.as_ref().is_some_and(|h| !h.is_disabled()) {
                 Condition::Healthy
             } else {
                 Condition::Started
@@ -181,11 +181,7 @@ impl Deploy<'_> {
 
     fn networks_and_volumes(&self, compose: &Compose) -> Result<(), Report> {
         let mut networks = compose.networks.clone();
-        if compose
-            .services
-            .iter()
-            .any(|s| s.networks.is_empty() && s.network_mode.is_none())
-        {
+        if compose.services.iter().any(uses_default_network) {
             networks.push(DEFAULT_NETWORK.to_string());
         }
         for network in &networks {
@@ -218,8 +214,7 @@ impl Deploy<'_> {
         let spec = spec(svc)?;
         let hash = c::config_hash(&spec);
         let image_id = c::image_id(&svc.image)?;
-        let scoped = format!("{}-{}", self.project, svc.name);
-        let action = match existing.get(&scoped) {
+        let action = match existing.get(&self.scoped(&svc.name)) {
             Some(info)
                 if info.config_hash.as_deref() == Some(hash.as_str())
                     && info.image_id == image_id =>
@@ -311,6 +306,11 @@ impl Deploy<'_> {
         }
     }
 
+    /// The container name the host gives a service (as `container-info.name`).
+    fn scoped(&self, service: &str) -> String {
+        format!("{}-{service}", self.project)
+    }
+
     /// A host-policy refusal, prefixed with where the file asked for it.
     fn locate(&self, svc: &Service, error: String) -> String {
         if !error.starts_with("refused by host policy") {
@@ -359,7 +359,7 @@ impl Deploy<'_> {
         let wanted: Vec<String> = compose
             .services
             .iter()
-            .map(|s| format!("{}-{}", self.project, s.name))
+            .map(|s| self.scoped(&s.name))
             .collect();
         let mut removed = Vec::new();
         for (name, info) in existing {
@@ -378,10 +378,9 @@ impl Deploy<'_> {
     }
 }
 
-fn has_healthcheck(svc: &Service) -> bool {
-    svc.healthcheck
-        .as_ref()
-        .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
+/// A service without `networks` or `network_mode` joins the default network.
+fn uses_default_network(svc: &Service) -> bool {
+    svc.networks.is_empty() && svc.network_mode.is_none()
 }
 
 /// The container spec of a compose service.
@@ -393,10 +392,10 @@ fn spec(svc: &Service) -> Result<ContainerSpec, String> {
             svc.networks.len()
         ));
     }
-    let network = match (svc.networks.first(), &svc.network_mode) {
-        (_, Some(_)) => None,
-        (Some(n), None) => Some(n.name.clone()),
-        (None, None) => Some(DEFAULT_NETWORK.to_string()),
+    let network = match svc.networks.first() {
+        Some(n) if svc.network_mode.is_none() => Some(n.name.clone()),
+        None if uses_default_network(svc) => Some(DEFAULT_NETWORK.to_string()),
+        _ => None,
     };
     let mut aliases = vec![svc.name.clone()];
     if let Some(n) = svc.networks.first() {
@@ -443,7 +442,7 @@ fn spec(svc: &Service) -> Result<ContainerSpec, String> {
             .collect(),
         volumes,
         binds,
-        network: network.filter(|_| svc.network_mode.is_none()),
+        network,
         aliases,
         labels: Vec::new(),
         healthcheck: svc.healthcheck.as_ref().map(|h| Healthcheck {
