@@ -12,7 +12,7 @@ pub mod engine;
 pub mod exit;
 pub mod host;
 pub mod observer;
-pub mod pipeline;
+pub use valero_pipeline as pipeline;
 pub mod plan;
 pub mod records;
 pub mod report;

@@ -21,7 +21,7 @@ fn fixtures() -> PathBuf {
             .find(|p| p.exists())
             .unwrap_or_else(|| this.to_path_buf())
     };
-    // <repo>/runner/src/pipeline/tests.rs -> <repo>
+    // <repo>/crates/valero-pipeline/src/tests.rs -> <repo>
     let repo = file.ancestors().nth(4).unwrap_or(Path::new("."));
     repo.join("tests/fixtures")
 }
