@@ -30,6 +30,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", plugins.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-env-changed=VALERO_PLUGINS_PREBUILT");
+    real_parts_for_tests();
 
     // A prebuilt plugin directory skips the nested build (packaging, offline builds).
     let wasm_dir = match env::var_os("VALERO_PLUGINS_PREBUILT") {
@@ -61,6 +62,27 @@ fn main() {
     std::fs::write(out.join("builtins.rs"), code).expect("write builtins.rs");
     // Test-only plugins (hostile testkit etc.) are found by tests through this.
     println!("cargo:rustc-env=VALERO_PLUGINS_DIR={}", wasm_dir.display());
+}
+
+/// Tests that need a real part — a Docker engine, a PostgreSQL server — are
+/// compiled `#[ignore]`d unless the variable that points them at it is set
+/// (`#[cfg_attr(not(valero_test_docker), ignore = "…")]`), so a machine
+/// without the part shows them as *ignored*, with the reason, never as passed.
+/// `.ci/run` starts every part and sets every variable, so there they run.
+const REAL_PARTS: &[(&str, &str)] = &[
+    ("VALERO_TEST_DOCKER", "valero_test_docker"),
+    ("VALERO_TEST_POSTGRES_URL", "valero_test_postgres"),
+];
+
+fn real_parts_for_tests() {
+    for (var, cfg) in REAL_PARTS {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo:rerun-if-env-changed={var}");
+        let set = env::var(var).is_ok_and(|v| !v.is_empty() && v != "0");
+        if set {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
 }
 
 /// Adds the wasm32-wasip2 target through rustup when it is missing, so a
