@@ -9,6 +9,26 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// `valero -v run` writing every report format (JSON, JUnit, Markdown).
+const VERBOSE_RUN_WITH_ALL_REPORTS: &[&str] = &[
+    "-v",
+    "run",
+    "--progress",
+    "plain",
+    "--report",
+    "json=report.json",
+    "--report",
+    "junit=junit.xml",
+    "--report",
+    "markdown=summary.md",
+];
+
+/// The project's `report.json`.
+fn read_report(project: &Project) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(project.path().join("report.json")).unwrap())
+        .unwrap()
+}
+
 fn schema() -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/report.schema.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -131,24 +151,11 @@ fn secrets_never_reach_any_output() {
     );
     let project = Project::new(&p);
     let out = project
-        .command(&[
-            "-v",
-            "run",
-            "--progress",
-            "plain",
-            "--report",
-            "json=report.json",
-            "--report",
-            "junit=junit.xml",
-            "--report",
-            "markdown=summary.md",
-        ])
+        .command(VERBOSE_RUN_WITH_ALL_REPORTS)
         .env("TEST_DB_PASSWORD", secret)
         .output()
         .unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(project.path().join("report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = read_report(&project);
     // The plugin did see the secret (else this test could not fail).
     assert_eq!(
         stage(&report, "leaky")["status"],
@@ -227,26 +234,13 @@ fn a_nan_measurement_does_not_switch_masking_off() {
     let project = Project::new(&p);
     let summary = project.path().join("step-summary.md");
     let out = project
-        .command(&[
-            "-v",
-            "run",
-            "--progress",
-            "plain",
-            "--report",
-            "json=report.json",
-            "--report",
-            "junit=junit.xml",
-            "--report",
-            "markdown=summary.md",
-        ])
+        .command(VERBOSE_RUN_WITH_ALL_REPORTS)
         .env("TEST_NAN_TOKEN", secret)
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_STEP_SUMMARY", &summary)
         .output()
         .unwrap();
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(project.path().join("report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = read_report(&project);
     // The plugins saw the secret and reported it (else this could not fail).
     assert_eq!(
         stage(&report, "nan")["status"],
@@ -354,9 +348,7 @@ fn github_workflow_commands_in_plugin_text_are_neutralised() {
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         outs.push(out);
     }
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(project.path().join("report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = read_report(&project);
     outs.push(runs_show(&project, &report, &[]));
     outs.push(runs_show(&project, &report, &["--json"]));
 
@@ -450,9 +442,7 @@ fn a_secret_split_across_lines_is_masked() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(project.path().join("report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = read_report(&project);
     let logs: Vec<&str> = stage(&report, "split")["attempts"][0]["logs"]
         .as_array()
         .unwrap()

@@ -287,6 +287,12 @@ fn a_granted_directory_may_appear_during_the_run_and_must_exist_at_stage_start()
     assert_eq!(code, 0, "{report:#}\n{}", stderr(&out));
 }
 
+/// The last `n` characters of `s` (for failure messages).
+fn last_chars(s: &str, n: usize) -> String {
+    let count = s.chars().count();
+    s.chars().skip(count.saturating_sub(n)).collect()
+}
+
 /// The runner's peak resident memory (VmHWM) while `cmd` runs, and its output.
 #[cfg(target_os = "linux")]
 fn peak_rss(mut cmd: std::process::Command) -> (u64, std::process::Output) {
@@ -364,12 +370,7 @@ fn a_log_flood_is_bounded_on_the_terminal_and_says_what_was_not_shown() {
         out.stdout.len(),
         peak >> 20
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        &log[log.len().saturating_sub(4000)..]
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", last_chars(&log, 4000));
     assert!(
         out.stderr.len() < 3 << 20,
         "{} bytes on stderr under a 1 MiB output limit",
@@ -378,12 +379,12 @@ fn a_log_flood_is_bounded_on_the_terminal_and_says_what_was_not_shown() {
     assert!(
         log.contains("[control] control-line-shown"),
         "{}",
-        &log[log.len().saturating_sub(4000)..]
+        last_chars(&log, 4000)
     );
     let marker = log
         .lines()
         .find(|l| l.contains("[flood] …") && l.contains("log lines") && l.contains("not shown"))
-        .unwrap_or_else(|| panic!("no marker in {}", &log[log.len().saturating_sub(4000)..]));
+        .unwrap_or_else(|| panic!("no marker in {}", last_chars(&log, 4000)));
     eprintln!("{marker}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(project.path().join("report.json")).unwrap())
@@ -438,7 +439,7 @@ fn oversized_reports_are_capped_while_decoding() {
     assert_eq!(summary["status"], "passed", "{summary:#}");
     let text = summary["summary"].as_str().unwrap();
     assert!(text.len() < 70_000, "summary of {} bytes", text.len());
-    assert!(text.contains("not shown"), "{}", &text[text.len() - 200..]);
+    assert!(text.contains("not shown"), "{}", last_chars(text, 200));
 
     let control = stage(&report, "control");
     assert_eq!(control["status"], "passed", "{control:#}");
