@@ -286,3 +286,170 @@ fn a_granted_directory_may_appear_during_the_run_and_must_exist_at_stage_start()
     let (code, report, out) = project.run(&[]);
     assert_eq!(code, 0, "{report:#}\n{}", stderr(&out));
 }
+
+/// The last `n` characters of `s` (for failure messages).
+fn last_chars(s: &str, n: usize) -> String {
+    let count = s.chars().count();
+    s.chars().skip(count.saturating_sub(n)).collect()
+}
+
+/// The runner's peak resident memory (VmHWM) while `cmd` runs, and its output.
+#[cfg(target_os = "linux")]
+fn peak_rss(mut cmd: std::process::Command) -> (u64, std::process::Output) {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain the pipes while polling, so a chatty runner does not block.
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out_pipe.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let output = std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    };
+    (peak_kib * 1024, output)
+}
+
+/// A plugin logging and reporting progress as fast as it can: what reaches
+/// the terminal or CI log is bounded by the output limit, and a marker says
+/// how much was not shown. The control stage's line is still shown.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_log_flood_is_bounded_on_the_terminal_and_says_what_was_not_shown() {
+    let tk = plugin_lines("testkit");
+    let p = format!(
+        "{}[stages.flood]\n{tk}with = {{ behavior = \"log-flood\", ms = 2000 }}\nlimits = {{ output = \"1MiB\" }}\n\
+         [stages.progress]\n{tk}with = {{ behavior = \"progress-flood\", ms = 2000 }}\nlimits = {{ output = \"1MiB\" }}\n\
+         [stages.control]\n{tk}with = {{ behavior = \"print\", text = \"control-line-shown\" }}\n",
+        header("log-flood")
+    );
+    let project = Project::new(&p);
+    // -v: plugin progress is shown too (at DEBUG).
+    let cmd = project.command(&[
+        "-v",
+        "run",
+        "--progress",
+        "plain",
+        "--report",
+        "json=report.json",
+    ]);
+    let (peak, out) = peak_rss(cmd);
+    let log = stderr(&out);
+    eprintln!(
+        "log flood: {} bytes on stderr, {} on stdout, runner peak RSS {} MiB",
+        out.stderr.len(),
+        out.stdout.len(),
+        peak >> 20
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", last_chars(&log, 4000));
+    assert!(
+        out.stderr.len() < 3 << 20,
+        "{} bytes on stderr under a 1 MiB output limit",
+        out.stderr.len()
+    );
+    assert!(
+        log.contains("[control] control-line-shown"),
+        "{}",
+        last_chars(&log, 4000)
+    );
+    let marker = log
+        .lines()
+        .find(|l| l.contains("[flood] …") && l.contains("log lines") && l.contains("not shown"))
+        .unwrap_or_else(|| panic!("no marker in {}", last_chars(&log, 4000)));
+    eprintln!("{marker}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(project.path().join("report.json")).unwrap())
+            .unwrap();
+    let flood = &stage(&report, "flood")["attempts"][0];
+    assert!(
+        flood["logs_dropped"].as_u64().unwrap() > 0,
+        "{}",
+        flood["logs_dropped"]
+    );
+}
+
+/// A report the host cannot hold: a million checks fails its stage with a
+/// message naming the cap; a 100 MB summary is cut visibly; a report
+/// within the caps (the control) passes whole. Reports and records stay small.
+#[cfg(target_os = "linux")]
+#[test]
+fn oversized_reports_are_capped_while_decoding() {
+    let tk = plugin_lines("testkit");
+    let p = format!(
+        "{}[stages.checks]\n{tk}with = {{ behavior = \"big-report\", n = 1000000 }}\nlimits = {{ memory = \"1GiB\" }}\n\
+         [stages.summary]\n{tk}with = {{ behavior = \"big-report\", n = 1, bytes = 100000000 }}\nlimits = {{ memory = \"1GiB\" }}\n\
+         [stages.control]\n{tk}with = {{ behavior = \"big-report\", n = 500, bytes = 1000 }}\n",
+        header("big-report")
+    );
+    let project = Project::new(&p);
+    let cmd = project.command(&["run", "--progress", "plain", "--report", "json=report.json"]);
+    let (peak, out) = peak_rss(cmd);
+    let report_text = std::fs::read_to_string(project.path().join("report.json")).unwrap();
+    let records: u64 = files_under(&project.path().join(".valero"))
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    eprintln!(
+        "big reports: report.json {} bytes, run records {records} bytes, runner peak RSS {} MiB",
+        report_text.len(),
+        peak >> 20
+    );
+    let report: serde_json::Value = serde_json::from_str(&report_text).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    let checks = stage(&report, "checks");
+    assert_eq!(checks["status"], "failed");
+    let reason = checks["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("1000000 checks") && reason.contains("10000"),
+        "{reason}"
+    );
+    assert!(checks["checks"].as_array().unwrap().len() <= 10_000);
+
+    let summary = stage(&report, "summary");
+    assert_eq!(summary["status"], "passed", "{summary:#}");
+    let text = summary["summary"].as_str().unwrap();
+    assert!(text.len() < 70_000, "summary of {} bytes", text.len());
+    assert!(text.contains("not shown"), "{}", last_chars(text, 200));
+
+    let control = stage(&report, "control");
+    assert_eq!(control["status"], "passed", "{control:#}");
+    assert_eq!(control["checks"].as_array().unwrap().len(), 500);
+    assert_eq!(control["summary"].as_str().unwrap(), "s".repeat(1000));
+
+    assert!(
+        report_text.len() < 4 << 20,
+        "report.json of {} bytes",
+        report_text.len()
+    );
+    assert!(records < 16 << 20, "run records of {records} bytes");
+}

@@ -24,8 +24,8 @@ use crate::pipeline::{Capability, Digest, Pipeline, PluginRef, Stage};
 use crate::plan::Plan;
 use crate::records::{Event, Recorder};
 use crate::report::{
-    AttemptReport, CheckReport, Excluded, LoadReport, OutputReport, ResumeNote, RunOutcome,
-    RunReport, StageReport, StageStatus, ms, neutralize, verdict_str,
+    AttemptReport, Excluded, LoadReport, OutputReport, ResumeNote, RunOutcome, RunReport,
+    StageReport, StageStatus, decode, ms, neutralize, verdict_str,
 };
 use crate::sandbox::{Captured, SandboxSpec, StageIo};
 use crate::secrets::Masker;
@@ -250,7 +250,7 @@ pub async fn execute(
                 let mut report = run_stage(ctx.clone(), index, slot, inputs, cancel).await;
                 report.fingerprint = fingerprint;
                 report.resume = note;
-                ctx.masker.mask_serde(report)
+                ctx.masker.masked(report)
             });
         }
 
@@ -534,12 +534,13 @@ async fn run_stage(
         let stdout = mask_captured(&ctx.masker, stdout);
         let stderr = mask_captured(&ctx.masker, stderr);
         if let Some(c) = &capture {
-            // Log lines were neutralised and masked as they arrived.
-            (att.logs, att.logs_dropped) = c.logs.take();
+            // Log lines were neutralised and masked as they arrived; this
+            // releases those held back to mask a secret split across lines.
+            (att.logs, att.logs_dropped) = c.logs.finish(&spec.io, &stage.name);
         }
         att.stdout = output_report(&stdout);
         att.stderr = output_report(&stderr);
-        let att = ctx.masker.mask_serde(att);
+        let att = ctx.masker.masked(att);
         ctx.recorder.attempt(&stage.name, &att, &stdout, &stderr);
         for (stream, out) in [("stdout", &att.stdout), ("stderr", &att.stderr)] {
             if !out.text.is_empty() {
@@ -600,7 +601,7 @@ fn mask_captured(masker: &Masker, c: Captured) -> Captured {
         return c;
     }
     Captured {
-        bytes: masker.mask_bytes(&c.bytes, c.dropped > 0),
+        bytes: masker.mask_lines(&c.bytes, c.dropped > 0),
         dropped: c.dropped,
     }
 }
@@ -623,9 +624,11 @@ fn attempt_report(
         ),
         Ended::Sandbox(message) => ("sandbox_error", message, StageStatus::Failed),
         Ended::Ran(AttemptOutcome::Returned(r)) => {
+            let r = decode::decode(r);
             verdict = Some(verdict_str(r.verdict).to_string());
-            stage.summary = neutralize(&r.summary);
-            stage.checks = r.checks.into_iter().map(CheckReport::from).collect();
+            stage.summary = r.summary;
+            stage.checks = r.checks;
+            stage.outputs = r.outputs;
             let status = match r.verdict {
                 Verdict::Pass => StageStatus::Passed,
                 Verdict::Fail => StageStatus::Failed,
@@ -636,16 +639,10 @@ fn attempt_report(
             if let Some(c) = stage.checks.iter().find(|c| c.verdict != "pass") {
                 message = format!("{message}: check `{}` {}: {}", c.name, c.verdict, c.message);
             }
-            match serde_json::from_str::<serde_json::Value>(&r.outputs) {
-                Ok(v) => {
-                    stage.outputs = v;
-                    ("returned", message, status)
-                }
-                Err(e) => (
-                    "returned",
-                    format!("the plugin's outputs are not valid JSON: {e}"),
-                    StageStatus::Failed,
-                ),
+            match r.problem {
+                None => ("returned", message, status),
+                // Over a host cap, or outputs that are not JSON.
+                Some(problem) => ("returned", problem, StageStatus::Failed),
             }
         }
         Ended::Ran(AttemptOutcome::TimedOut { timeout }) => (

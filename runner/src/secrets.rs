@@ -4,13 +4,23 @@
 //! Masking is applied at the edges where plugin text leaves the sandbox
 //! (log lines as they arrive, captured output and stage reports when an
 //! attempt ends), so nothing downstream — terminal, JSON/JUnit/Markdown
-//! reports, records — ever holds a secret. Known limit: a secret embedded in a
-//! larger encoded blob (e.g. base64 of `user:password`) is not recognisable.
+//! reports, records — ever holds a secret. A secret written in pieces on
+//! consecutive lines of one stream is masked in every piece (see [`lines`]).
+//! Reports are masked field by field (see [`report`]): masking cannot fail,
+//! so it never falls back to the unmasked text. Known limit: a secret
+//! embedded in a larger encoded blob (e.g. base64 of `user:password`) is not
+//! recognisable.
+
+mod lines;
+mod report;
 
 use std::borrow::Cow;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+pub use lines::HeldLines;
+pub use report::Maskable;
 
 pub const MASK: &str = "***";
 
@@ -55,31 +65,6 @@ impl Masker {
         Cow::Owned(out)
     }
 
-    /// Masks raw bytes (captured output). With `truncated`, a trailing
-    /// partial match — a secret cut by the output cap — is masked too.
-    pub fn mask_bytes(&self, bytes: &[u8], truncated: bool) -> Vec<u8> {
-        let mut out = bytes.to_vec();
-        for p in &self.patterns {
-            out = replace_bytes(&out, p.as_bytes(), MASK.as_bytes());
-        }
-        if truncated {
-            let cut = self
-                .patterns
-                .iter()
-                .filter_map(|p| {
-                    (1..p.len())
-                        .rev()
-                        .find(|&n| out.ends_with(&p.as_bytes()[..n]))
-                })
-                .max();
-            if let Some(n) = cut {
-                out.truncate(out.len() - n);
-                out.extend_from_slice(MASK.as_bytes());
-            }
-        }
-        out
-    }
-
     /// Masks every string (keys too) inside a JSON value.
     pub fn mask_json(&self, value: &mut serde_json::Value) {
         use serde_json::Value;
@@ -101,17 +86,12 @@ impl Masker {
         }
     }
 
-    /// Masks a serialisable value by round-tripping it through JSON: one
-    /// mechanism for every field of a report, present and future.
-    pub fn mask_serde<T: serde::Serialize + serde::de::DeserializeOwned>(&self, value: T) -> T {
-        if self.is_empty() {
-            return value;
+    /// `value` with every piece of its text masked (see [`Maskable`]).
+    pub fn masked<T: Maskable>(&self, mut value: T) -> T {
+        if !self.is_empty() {
+            value.mask_with(self);
         }
-        let Ok(mut json) = serde_json::to_value(&value) else {
-            return value;
-        };
-        self.mask_json(&mut json);
-        serde_json::from_value(json).unwrap_or(value)
+        value
     }
 }
 
@@ -147,24 +127,6 @@ fn percent_encode(v: &str, form: bool, upper: bool) -> String {
     out
 }
 
-fn replace_bytes(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return haystack.to_vec();
-    }
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut i = 0;
-    while i < haystack.len() {
-        if haystack[i..].starts_with(needle) {
-            out.extend_from_slice(with);
-            i += needle.len();
-        } else {
-            out.push(haystack[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +152,7 @@ mod tests {
         m.mask_json(&mut v);
         assert_eq!(v, serde_json::json!({ "***": ["x***y", 3] }));
         assert_eq!(
-            m.mask_bytes(format!("a{SECRET}b").as_bytes(), false),
+            m.mask_lines(format!("a{SECRET}b").as_bytes(), false),
             b"a***b"
         );
     }
@@ -199,9 +161,9 @@ mod tests {
     fn a_secret_cut_by_the_output_cap_is_masked() {
         let m = Masker::new([SECRET]);
         let cut = format!("log: {}", &SECRET[..5]);
-        assert_eq!(m.mask_bytes(cut.as_bytes(), true), b"log: ***");
+        assert_eq!(m.mask_lines(cut.as_bytes(), true), b"log: ***");
         // Without truncation a harmless prefix stays.
-        assert_eq!(m.mask_bytes(b"log: p", false), b"log: p");
+        assert_eq!(m.mask_lines(b"log: p", false), b"log: p");
     }
 
     #[test]

@@ -112,9 +112,9 @@ fn failure_text(check: &CheckReport) -> String {
     lines.extend(check.evidence.iter().map(|(k, v)| format!("{k}={v}")));
     lines.extend(check.measurements.iter().map(|m| {
         if m.unit.is_empty() {
-            format!("{}={}", m.name, m.value)
+            format!("{}={}", m.name, m.value_text())
         } else {
-            format!("{}={} {}", m.name, m.value, m.unit)
+            format!("{}={} {}", m.name, m.value_text(), m.unit)
         }
     }));
     lines.join("\n")
@@ -250,7 +250,7 @@ pub(crate) mod tests {
         ];
         build.checks[0].measurements.push(MeasurementReport {
             name: "size".into(),
-            value: 1.5,
+            value: Some(1.5),
             unit: "MiB".into(),
         });
         build.outputs = serde_json::json!({"artifact": "app.tar"});

@@ -115,7 +115,7 @@ fn stage_section(md: &mut String, s: &StageReport) {
             md.push_str(&format!(
                 "  - {} = {} {}\n",
                 escape(&m.name),
-                escape(&m.value.to_string()),
+                escape(&m.value_text()),
                 escape(&m.unit)
             ));
         }
@@ -294,7 +294,7 @@ mod tests {
         r.outcome = RunOutcome::Cancelled;
         r.stages[0].status = StageStatus::Cancelled;
         r.stages[2].status = StageStatus::Inconclusive;
-        r.stages[0].checks[0].measurements[0].value = f64::NAN;
+        r.stages[0].checks[0].measurements[0].value = None;
         r.stages[0].attempts[0].logs[0].level = crate::host::LogLevel::Trace;
         r.resumed = 2;
         r.excluded.push(crate::report::Excluded {

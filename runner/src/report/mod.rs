@@ -5,11 +5,15 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::{Check, LogLine, Verdict};
+use crate::host::{LogLine, Verdict};
 
+pub mod decode;
 pub mod github;
 pub mod junit;
 pub mod markdown;
+mod neutralize;
+
+pub use neutralize::{neutralize, neutralize_json};
 
 /// Version of the JSON report schema (`schema_version`); bumped on any
 /// incompatible change.
@@ -204,8 +208,17 @@ pub struct CheckReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MeasurementReport {
     pub name: String,
-    pub value: f64,
+    /// `None` (JSON `null`) when the plugin reported NaN or an infinity.
+    pub value: Option<f64>,
     pub unit: String,
+}
+
+impl MeasurementReport {
+    /// The value as shown in reports.
+    pub fn value_text(&self) -> String {
+        self.value
+            .map_or_else(|| "non-finite".to_string(), |v| v.to_string())
+    }
 }
 
 pub fn verdict_str(v: Verdict) -> &'static str {
@@ -216,78 +229,12 @@ pub fn verdict_str(v: Verdict) -> &'static str {
     }
 }
 
-impl From<Check> for CheckReport {
-    fn from(c: Check) -> Self {
-        CheckReport {
-            name: neutralize(&c.name),
-            verdict: verdict_str(c.verdict).to_string(),
-            message: neutralize(&c.message),
-            duration_ms: c.duration_ms,
-            evidence: c
-                .evidence
-                .into_iter()
-                .map(|(k, v)| (neutralize(&k), neutralize(&v)))
-                .collect(),
-            measurements: c
-                .measurements
-                .into_iter()
-                .map(|m| MeasurementReport {
-                    name: neutralize(&m.name),
-                    value: m.value,
-                    unit: neutralize(&m.unit),
-                })
-                .collect(),
-        }
-    }
-}
-
 impl RunReport {
     pub fn stage(&self, name: &str) -> Option<&StageReport> {
         self.stages.iter().find(|s| s.name == name)
     }
 }
 
-/// Makes plugin text safe for terminals and reports: ESC and other control
-/// characters (except newline and tab) become visible `\x1b`-style escapes,
-/// so a plugin cannot move the cursor, recolour, retitle or clear a terminal.
-pub fn neutralize(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' | '\t' => out.push(c),
-            c if c.is_control() => {
-                let code = c as u32;
-                if code <= 0xff {
-                    out.push_str(&format!("\\x{code:02x}"));
-                } else {
-                    out.push_str(&format!("\\u{{{code:x}}}"));
-                }
-            }
-            // Bidi overrides can disguise text in a terminal or a review.
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn neutralize_escapes_controls_but_keeps_text() {
-        assert_eq!(
-            neutralize("\x1b[31mred\x1b[0m\tok\n\x07"),
-            "\\x1b[31mred\\x1b[0m\tok\n\\x07"
-        );
-        assert_eq!(neutralize("a\u{9b}b"), "a\\x9bb");
-        assert_eq!(neutralize("x\u{202e}y"), "x\\u{202e}y");
-    }
 }

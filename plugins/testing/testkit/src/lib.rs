@@ -4,7 +4,7 @@
 //!
 //! | behavior | with | effect |
 //! |---|---|---|
-//! | `pass` | `outputs`, `read_inputs` | pass; outputs = `outputs` (echoed); if `read_inputs` is non-empty, outputs becomes an object (from `outputs` if it is one) with `inputs = {name: input(name)}` |
+//! | `pass` | `outputs`, `read_inputs`, `measurement` | pass; outputs = `outputs` (echoed); if `read_inputs` is non-empty, outputs becomes an object (from `outputs` if it is one) with `inputs = {name: input(name)}`; `measurement` is attached to its check |
 //! | `fail` | `message` | one failing check with `message` |
 //! | `inconclusive` | `message` | one inconclusive check |
 //! | `sleep` | `ms` | `std::thread::sleep` (blocking host call), then pass |
@@ -20,7 +20,12 @@
 //! | `tcp` | `addr` | `TcpStream::connect`; pass if connected, fail with the error |
 //! | `http` | `url`, `timeout_ms` (5000) | SDK `http::get`; pass with status evidence, fail with the error |
 //! | `env` | | outputs every env var it sees as an object |
-//! | `secret-echo` | `var` | prints/logs the value plain, base64 and URL-encoded; also in check message and outputs |
+//! | `secret-echo` | `var`, `measurement`, `fail` | prints/logs the value plain, base64 and URL-encoded; also in check message and outputs; `measurement` (e.g. `"NaN"`, `"inf"`) is attached to the check; `fail` makes the check fail |
+//! | `secret-split` | `var` | logs, prints to stdout and to stderr the value split across two lines at every position (`part: <head>`, `<tail> :rest`), then pass |
+//! | `log-flood` | `ms` (2000), `text` | log `text` (100 `x` when empty) as fast as it can for `ms`, then pass |
+//! | `progress-flood` | `ms` (2000) | report progress as fast as it can for `ms`, then pass |
+//! | `big-report` | `n` (checks), `bytes` (summary size) | a passing report with `n` checks and a `bytes`-long summary |
+//! | `workflow-commands` | | GitHub workflow commands (`::set-output`, `::add-mask::`, `##[…]`) in stdout, stderr, log lines, progress, the summary, a check's multi-line message and evidence; fails |
 //! | `panic` | `message` | `panic!("testkit panic: {message}")` |
 //! | `trap` | | `unreachable` instruction |
 //! | `escapes` | | ANSI/OSC escapes and BEL in stdout, log and a check message |
@@ -32,7 +37,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use valero_sdk::{Check, Plugin, Report, http, log};
+use valero_sdk::{Check, Plugin, Report, Verdict, http, log};
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -50,6 +55,9 @@ struct With {
     timeout_ms: Option<u64>,
     var: String,
     n: u64,
+    /// Parsed as f64: `"NaN"`, `"inf"`, `"-inf"` or a number.
+    measurement: Option<String>,
+    fail: bool,
 }
 
 const ESCAPES: &str = "\x1b[31mred\x1b[0m \x1b]0;title\x07 bell\x07 done";
@@ -148,7 +156,31 @@ impl Plugin for Testkit {
                     .collect();
                 single(Check::pass(behavior)).outputs(Value::Object(vars))
             }
-            "secret-echo" => secret_echo(&with.var),
+            "secret-echo" => secret_echo(&with),
+            "secret-split" => secret_split(&with.var),
+            "log-flood" => {
+                let text = if with.text.is_empty() {
+                    "x".repeat(100)
+                } else {
+                    with.text.clone()
+                };
+                let lines = for_ms(with.ms, || log::info(&text));
+                single(Check::pass(behavior).message(format!("logged {lines} lines")))
+            }
+            "progress-flood" => {
+                let mut n = 0;
+                let calls = for_ms(with.ms, || {
+                    n += 1;
+                    log::progress(n, 0, "flooding");
+                });
+                single(Check::pass(behavior).message(format!("{calls} progress calls")))
+            }
+            "big-report" => {
+                let checks = (0..with.n).map(|i| Check::pass(format!("c{i}"))).collect();
+                let summary = "s".repeat(with.bytes.unwrap_or(0) as usize);
+                Report::from_checks(summary, checks)
+            }
+            "workflow-commands" => workflow_commands(),
             "panic" => panic!(
                 "testkit panic: {}",
                 with.message.as_deref().unwrap_or("boom")
@@ -191,7 +223,16 @@ fn pass(with: &With) -> Report {
         object.insert("inputs".to_string(), Value::Object(inputs));
         outputs = Value::Object(object);
     }
-    single(Check::pass("pass")).outputs(outputs)
+    let mut check = Check::pass("pass");
+    if let Some(m) = &with.measurement {
+        check = check.measure("value", parse_measurement(m), "");
+    }
+    single(check).outputs(outputs)
+}
+
+/// `"NaN"`, `"inf"`, `"-inf"` or a number; anything else is NaN.
+fn parse_measurement(m: &str) -> f64 {
+    m.parse().unwrap_or(f64::NAN)
 }
 
 fn io_result<T>(
@@ -260,12 +301,69 @@ fn flood(total: u64) -> Report {
     )
 }
 
-fn secret_echo(var: &str) -> Report {
-    let value = match std::env::var(var) {
-        Ok(value) => value,
-        Err(e) => {
-            return single(Check::fail("secret-echo").message(format!("env var {var:?}: {e}")));
+/// Calls `f` as often as it can for `ms` milliseconds (2000 when 0); returns the count.
+fn for_ms(ms: u64, mut f: impl FnMut()) -> u64 {
+    let ms = if ms == 0 { 2000 } else { ms };
+    let until = std::time::Instant::now() + Duration::from_millis(ms);
+    let mut calls = 0;
+    while std::time::Instant::now() < until {
+        for _ in 0..64 {
+            f();
         }
+        calls += 64;
+    }
+    calls
+}
+
+/// GitHub workflow commands in every kind of text a plugin hands the host.
+const COMMANDS: [&str; 3] = [
+    "::set-output name=owned::yes",
+    "  ::add-mask::hidden",
+    "##[set-output name=legacy;]yes",
+];
+
+fn workflow_commands() -> Report {
+    for line in COMMANDS {
+        println!("{line}");
+        eprintln!("{line}");
+        log::info(line);
+        log::error(format!("prefix {line}"));
+        log::progress(1, 2, line);
+    }
+    let multi = format!("failed:\n{}", COMMANDS.join("\n"));
+    let check = Check::fail("commands")
+        .message(&multi)
+        .evidence(COMMANDS[2], COMMANDS[0]);
+    Report::from_checks(multi, vec![check])
+}
+
+fn env_value(var: &str) -> Result<String, Report> {
+    std::env::var(var)
+        .map_err(|e| single(Check::fail("secret").message(format!("env var {var:?}: {e}"))))
+}
+
+fn secret_split(var: &str) -> Report {
+    let value = match env_value(var) {
+        Ok(value) => value,
+        Err(report) => return report,
+    };
+    let cuts: Vec<usize> = (1..value.len())
+        .filter(|&i| value.is_char_boundary(i))
+        .collect();
+    for &i in &cuts {
+        let (head, tail) = value.split_at(i);
+        log::info(format!("part: {head}"));
+        log::info(format!("{tail} :rest"));
+        println!("part: {head}\n{tail} :rest");
+        eprintln!("part: {head}\n{tail} :rest");
+    }
+    single(Check::pass("secret-split").message(format!("{} splits", cuts.len())))
+}
+
+fn secret_echo(with: &With) -> Report {
+    let value = match env_value(&with.var) {
+        Ok(value) => value,
+        Err(report) => return report,
     };
     let b64 = base64(value.as_bytes());
     let url = percent_encode(&value);
@@ -277,7 +375,20 @@ fn secret_echo(var: &str) -> Report {
         println!("{line}");
         log::info(line);
     }
-    single(Check::pass("secret-echo").message(format!("plain: {value} base64: {b64} url: {url}")))
+    let mut check = Check::new(
+        format!("secret-echo {value}"),
+        if with.fail {
+            Verdict::Fail
+        } else {
+            Verdict::Pass
+        },
+    )
+    .message(format!("plain: {value} base64: {b64} url: {url}"))
+    .evidence(&value, &b64);
+    if let Some(m) = &with.measurement {
+        check = check.measure(format!("m-{value}"), parse_measurement(m), &url);
+    }
+    Report::from_checks(format!("testkit secret-echo {value}"), vec![check])
         .outputs(json!({ "plain": value, "base64": b64, "url": url }))
 }
 
