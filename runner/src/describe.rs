@@ -105,6 +105,9 @@ fn grants(g: &Grants) -> String {
             .collect();
         parts.push(format!("tcp [{}]", v.join(", ")));
     }
+    if !g.lookup.is_empty() {
+        parts.push(format!("lookup [{}]", g.lookup.join(", ")));
+    }
     if !g.http.is_empty() || !g.tcp.is_empty() {
         let nets: Vec<String> = if g.addresses.is_empty() {
             crate::sandbox::net::default_addresses()

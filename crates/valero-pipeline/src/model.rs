@@ -196,6 +196,9 @@ pub struct Grants {
     pub http: Vec<HttpGrant>,
     /// Outgoing TCP (wasi:sockets) destinations.
     pub tcp: Vec<TcpGrant>,
+    /// Host names the stage may resolve itself (wasi:sockets ip-name-lookup):
+    /// lower-case, no trailing dot, exact (no wildcards).
+    pub lookup: Vec<String>,
     /// Address ranges any connection may reach after name resolution.
     /// Defaults to loopback (127.0.0.0/8, ::1) when not given.
     pub addresses: Vec<IpNet>,

@@ -651,3 +651,41 @@ fn database_grants() {
     );
     assert!(!p.stages[1].grants.databases.allows("a"));
 }
+
+#[test]
+fn lookup_grants_are_exact_host_names_reported_where_they_are_written() {
+    let head = "[pipeline]\nname = \"l\"\ndefault_target = \"local\"\n[targets.local]\n\
+        [stages.ok]\nplugin = \"builtin:http-probe\"\n";
+    let good =
+        format!("{head}grants = {{ lookup = [\"DB.Internal.\", \"db.internal\", \"a-1.b\"] }}\n");
+    let p = parse_str(&good, Path::new("pipeline.toml"), &opts()).unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(p.stages[0].grants.lookup, ["db.internal", "a-1.b"]);
+
+    let bad = format!(
+        "{head}grants = {{ lookup = [\"*.example.test\", \"127.0.0.1\", \"under_score.test\", \"-x.test\"] }}\n"
+    );
+    let d = parse_str(&bad, Path::new("pipeline.toml"), &opts())
+        .err()
+        .unwrap_or_else(|| panic!("wildcards, literals and invalid names must be refused"));
+    let line = bad.lines().count();
+    let last = bad.lines().last().unwrap_or_default();
+    let col = |needle: &str| last.find(needle).map(|i| i + 1).unwrap_or(0);
+    let got: Vec<(usize, usize)> = d.iter().map(|d| (d.line, d.col)).collect();
+    assert_eq!(
+        got,
+        [
+            (line, col("\"*.example")),
+            (line, col("\"127.0")),
+            (line, col("\"under")),
+            (line, col("\"-x")),
+        ],
+        "{d}"
+    );
+    let text = d.to_string();
+    assert!(text.contains("wildcards are not allowed"), "{text}");
+    assert!(text.contains("needs no lookup"), "{text}");
+    assert!(
+        text.contains("`under_score.test` is not a valid host name"),
+        "{text}"
+    );
+}

@@ -51,6 +51,7 @@ const GRANT_KEYS: &[&str] = &[
     "fs",
     "http",
     "tcp",
+    "lookup",
     "addresses",
     "processes",
     "containers",
@@ -1095,6 +1096,17 @@ impl<'a> Validator<'a> {
             for (s, span) in items {
                 match values::parse_tcp_grant(s) {
                     Ok(h) => g.tcp.push(h),
+                    Err(e) => self.value_error(span, e),
+                }
+            }
+        }
+        if let Some(v) = t.get("lookup")
+            && let Some(items) = self.strings(v)
+        {
+            for (s, span) in items {
+                match values::parse_lookup_grant(s) {
+                    Ok(name) if !g.lookup.contains(&name) => g.lookup.push(name),
+                    Ok(_) => {}
                     Err(e) => self.value_error(span, e),
                 }
             }

@@ -212,6 +212,37 @@ pub fn parse_tcp_grant(s: &str) -> Result<TcpGrant, ValueError> {
     Ok(TcpGrant { host, port })
 }
 
+const LOOKUP_HELP: &str = "list each host name the stage resolves itself, e.g. \"db.internal\" (IP addresses need no lookup)";
+
+/// A host name a stage may look up: letters, digits and `-` in dot-separated
+/// labels of 1 to 63 characters, at most 253 in all; lower-cased, one
+/// trailing dot dropped. No wildcards: a stage could encode anything in the
+/// labels it looks up under a wildcard, and the query carries it out.
+pub fn parse_lookup_grant(s: &str) -> Result<String, ValueError> {
+    let err = |m: String| ValueError::new(m).help(LOOKUP_HELP);
+    let name = s.strip_suffix('.').unwrap_or(s).to_ascii_lowercase();
+    if name.contains('*') {
+        return Err(err(format!(
+            "wildcards are not allowed in lookup grant `{s}`: a stage could send data out in the names it looks up"
+        )));
+    }
+    if name.parse::<IpAddr>().is_ok() {
+        return Err(err(format!(
+            "lookup grant `{s}` is an IP address, which needs no lookup"
+        )));
+    }
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(err(format!("`{s}` is not a valid host name")));
+    }
+    Ok(name)
+}
+
 /// A CIDR range (host bits are cleared) or a bare IP (→ /32 or /128).
 pub fn parse_net(s: &str) -> Result<IpNet, ValueError> {
     if s.contains('/') {

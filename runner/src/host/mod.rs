@@ -41,6 +41,10 @@ pub fn linker(
 ) -> wasmtime::Result<Linker<StoreState>> {
     let mut linker = Linker::<StoreState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // Name lookups only for granted names (see `sandbox::net`).
+    linker.allow_shadowing(true);
+    crate::sandbox::net::add_lookup_to_linker(&mut linker)?;
+    linker.allow_shadowing(false);
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     use bindings::valero::stage as wit;
     wit::types::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |s| s)?;

@@ -6,6 +6,7 @@
 //! never use, and denied here at call time). Limits: wall time (epochs, see
 //! [`crate::engine`]), total linear memory, captured output size.
 
+mod grant_paths;
 mod limiter;
 pub mod net;
 mod output;
@@ -72,13 +73,10 @@ const MAX_TABLE_ENTRIES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error(
-        "granted directory `{path}` cannot be opened: {source}\n  help: paths are relative to pipeline.toml; one an earlier stage creates must exist when this stage starts"
-    )]
-    Preopen {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    GrantPath(#[from] grant_paths::GrantPathError),
+    #[error("granted directory `{path}` cannot be preopened: {message}")]
+    Preopen { path: String, message: String },
 }
 
 /// Everything needed to build one attempt's store.
@@ -118,7 +116,7 @@ impl SandboxSpec<'_> {
             .arg(&context.stage)
             .allow_udp(false)
             .allow_tcp(policy.allows_tcp())
-            .allow_ip_name_lookup(policy.allows_tcp());
+            .allow_ip_name_lookup(policy.allows_any_lookup());
         let check = policy.clone();
         b.socket_addr_check(move |addr, usage| {
             let ok = check.check_socket(addr, usage);
@@ -177,8 +175,9 @@ impl SandboxSpec<'_> {
 }
 
 impl SandboxSpec<'_> {
-    /// Preopens `dir` at its absolute host path, and at its path relative to
-    /// the pipeline directory when it lies inside it.
+    /// Preopens the real location of `dir` (see [`grant_paths`]) at the
+    /// path the grant names, and at its path relative to the pipeline
+    /// directory when it lies inside it.
     fn preopen(
         &self,
         b: &mut WasiCtxBuilder,
@@ -194,14 +193,22 @@ impl SandboxSpec<'_> {
                 rel.into_owned()
             });
         }
+        let real = grant_paths::resolve(dir)?;
         for guest in guest_paths {
-            b.preopened_dir(dir, &guest, perms)
+            b.preopened_dir(&real, &guest, perms)
                 .map_err(|e| SandboxError::Preopen {
                     path: dir.display().to_string(),
-                    source: std::io::Error::other(e.to_string()),
+                    message: e.to_string(),
                 })?;
         }
         Ok(())
+    }
+}
+
+impl StoreState {
+    /// The stage's network policy (for the name-lookup gate).
+    pub(crate) fn net_policy(&self) -> Arc<net::NetPolicy> {
+        self.hooks.policy.clone()
     }
 }
 
