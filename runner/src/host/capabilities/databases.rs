@@ -138,7 +138,8 @@ pub struct DatabaseSession {
 }
 
 enum Conn {
-    Postgres(PgSession),
+    // Boxed: the session keeps its connect options for the cancel.
+    Postgres(Box<PgSession>),
     Sqlite(SqliteConnection),
 }
 
@@ -296,7 +297,7 @@ async fn open(url: &str) -> Result<(Conn, Engine), sqlx::Error> {
             cancel_via: opts,
             busy: false,
         };
-        Ok((Conn::Postgres(session), Engine::Postgres))
+        Ok((Conn::Postgres(Box::new(session)), Engine::Postgres))
     }
 }
 
