@@ -87,7 +87,7 @@ pub fn ask_project(
 
 /// (ok, answer) per statement of the `ask` stage.
 pub fn answers(report: &Value, log: &str) -> Vec<(bool, String)> {
-    let results = stage(&report, "ask")["outputs"]["results"]
+    let results = stage(report, "ask")["outputs"]["results"]
         .as_array()
         .unwrap_or_else(|| panic!("no results: {report:#}\n{log}"))
         .clone();
