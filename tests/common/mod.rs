@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod databases;
 pub mod docker;
 
 pub fn valero_bin() -> &'static str {
