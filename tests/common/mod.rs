@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 pub mod docker;
+pub mod wasm;
 
 pub fn valero_bin() -> &'static str {
     env!("CARGO_BIN_EXE_valero")
