@@ -22,7 +22,7 @@ pub use loader::{LoadError, LoadSource, LoadedPlugin};
 pub use outcome::AttemptOutcome;
 pub use shape::{Shape, ShapeError};
 
-use crate::host::{Report, StageContext};
+use crate::host::StageContext;
 use crate::sandbox::{Capture, SandboxError, SandboxSpec};
 
 /// How often the epoch advances. A CPU-bound guest is interrupted at most

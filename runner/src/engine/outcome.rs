@@ -72,13 +72,11 @@ fn cause_first(err: &wasmtime::Error, stderr: &[u8]) -> String {
         out.push('\n');
         out.push_str(trace.to_string().trim_end());
     }
-    // Context the host added between the trap and the top, if any.
+    // Context the host added between the trap and the top, if any (the
+    // frames and the cause are already in).
     for e in err.chain().skip(1) {
         let line = e.to_string();
-        if line != out
-            && !out.contains(&line)
-            && e.downcast_ref::<wasmtime::WasmBacktrace>().is_none()
-        {
+        if !out.contains(line.trim_end()) {
             out.push_str("\n  ");
             out.push_str(&line);
         }
