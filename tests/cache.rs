@@ -117,3 +117,32 @@ fn stages_with_the_same_plugin_and_capabilities_share_one_load() {
     assert!(d.join("attempt.json").exists());
     assert!(!d.join("stdout.log").exists());
 }
+
+/// A corrupt cache key does not stop the run: it is replaced (with a
+/// warning), and every plugin is compiled again.
+#[test]
+fn a_corrupt_cache_key_is_replaced_and_the_run_goes_on() {
+    let tk = plugin_lines("testkit");
+    let p = format!(
+        "{}[stages.a]\n{tk}with = {{ behavior = \"pass\" }}\n",
+        header("corrupt-key")
+    );
+    let mut project = Project::new(&p);
+    let cache = tempfile::tempdir().unwrap();
+    project.cache = cache.path().to_path_buf();
+    let (code, _, out) = project.run(&[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+
+    std::fs::write(cache.path().join("key"), b"not a key").unwrap();
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    assert_eq!(sources(&report), ["compiled"]);
+    assert!(
+        stderr(&out).contains("compile cache key") && stderr(&out).contains("corrupt"),
+        "{}",
+        stderr(&out)
+    );
+    let (code, report, _) = project.run(&[]);
+    assert_eq!(code, 0);
+    assert_eq!(sources(&report), ["cache"]);
+}

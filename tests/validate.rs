@@ -97,3 +97,56 @@ fn an_unknown_target_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown target `prod`"));
 }
+
+/// Every ungranted capability import is reported by `validate` (no compile),
+/// each with a grant line that `validate` then accepts.
+#[test]
+fn validate_reports_every_ungranted_capability_with_a_grant_line_it_accepts() {
+    use common::{Project, header, plugin_lines, stderr};
+    let stages = |p: &str, c: &str| {
+        format!(
+            "{}[stages.p]\n{}{p}\n[stages.c]\n{}{c}\n",
+            header("caps"),
+            plugin_lines("wants-processes"),
+            plugin_lines("wants-containers"),
+        )
+    };
+    let project = Project::new(&stages("", ""));
+    let out = project.command(&["validate"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{text}");
+    for want in [
+        "stage `p`: plugin imports `valero:stage/processes@0.1.0`",
+        "add under [stages.p.grants]: processes = true",
+        "stage `c`: plugin imports `valero:stage/containers@0.1.0`",
+        "add under [stages.c.grants]: containers = { project = \"…\" }",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // The suggested lines, filled in, pass.
+    let project = Project::new(&stages(
+        "grants = { processes = true }",
+        "grants = { containers = { project = \"demo\" } }",
+    ));
+    let out = project.command(&["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn plan_shows_each_stages_limits() {
+    use common::{Project, header, plugin_lines};
+    let project = Project::new(&format!(
+        "{}[stages.small]\n{}limits = {{ memory = \"64MiB\", output = \"2MiB\" }}\n[stages.default]\n{}",
+        header("limits"),
+        plugin_lines("testkit"),
+        plugin_lines("testkit"),
+    ));
+    let out = project.command(&["plan"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("limits:  memory 64 MiB (linear memories and tables), output 2 MiB"),
+        "{text}"
+    );
+    assert!(text.contains("limits:  memory 256 MiB"), "{text}");
+}

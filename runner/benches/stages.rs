@@ -761,6 +761,7 @@ fn pipeline_overhead(rt: &tokio::runtime::Runtime, out: &mut Results, dir: &Path
                 state_dir: Some(dir.join(format!("state{stages}"))),
                 selection: Default::default(),
                 resume: None,
+                compile_timeout: valero::engine::budget::DEFAULT_COMPILE_TIME,
                 observer: Arc::new(Silent),
             };
             let (interrupt, _keep) = valero::scheduler::Interrupt::channel();

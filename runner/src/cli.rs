@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::engine::Runtime;
+use crate::engine::Shape;
+use crate::engine::shape::{capability_of, grant_example};
 use crate::exit::{EXIT_CODES_HELP, Exit};
 use crate::pipeline::Digest;
 use crate::report::{RunReport, StageStatus};
@@ -145,6 +146,9 @@ pub struct RunArgs {
     /// Compile every plugin; neither read nor write the compile cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Wall time for compiling one plugin (e.g. 30s, 5m); a plugin that takes longer fails its stages.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub compile_timeout: std::time::Duration,
     /// Directory for run records [default: .valero next to the pipeline file].
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
@@ -258,19 +262,21 @@ async fn dispatch(cli: Cli, tty: bool) -> Exit {
             };
             cmd_run(args, terminal::observer(mode, verbosity)).await
         }
-        Command::Validate { pipeline } => match run::load_pipeline(&pipeline) {
-            Ok(p) => {
-                println!(
-                    "{}: ok (pipeline `{}`, {} stages, {} targets)",
-                    pipeline.display(),
-                    p.name,
-                    p.stages.len(),
-                    p.targets.len()
-                );
-                Exit::Success
+        Command::Validate { pipeline } => {
+            match run::load_pipeline(&pipeline).and_then(|p| run::check_plugins(&p).map(|()| p)) {
+                Ok(p) => {
+                    println!(
+                        "{}: ok (pipeline `{}`, {} stages, {} targets)",
+                        pipeline.display(),
+                        p.name,
+                        p.stages.len(),
+                        p.targets.len()
+                    );
+                    Exit::Success
+                }
+                Err(e) => fail(e),
             }
-            Err(e) => fail(e),
-        },
+        }
         Command::Plan { pipeline, target } => {
             let result = run::load_pipeline(&pipeline)
                 .and_then(|p| run::plan_for(&p, target.as_deref()).map(|plan| (p, plan)));
@@ -394,6 +400,7 @@ async fn cmd_run(args: RunArgs, observer: std::sync::Arc<dyn crate::observer::Ob
             skip: args.skip,
         },
         resume: args.resume,
+        compile_timeout: args.compile_timeout,
         observer,
     };
     let (interrupt, sender) = Interrupt::channel();
@@ -484,18 +491,13 @@ fn cmd_inspect(plugin: &str) -> Exit {
             }
         }
     };
-    let runtime = match Runtime::new(None) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Exit::Internal;
-        }
-    };
+    // Read, not compiled: inspecting a plugin must be cheap even for a
+    // component that would take minutes to compile.
     let digest = Digest::of(&bytes);
-    let component = match runtime.component(&bytes, &digest) {
-        Ok((c, _)) => c,
+    let shape = match Shape::read(&bytes) {
+        Ok(shape) => shape,
         Err(e) => {
-            eprintln!("error: {plugin} is not a valid WebAssembly component: {e:#}");
+            eprintln!("error: {plugin}: {e}");
             return Exit::PluginLoad;
         }
     };
@@ -504,18 +506,22 @@ fn cmd_inspect(plugin: &str) -> Exit {
     println!("size:    {} bytes", bytes.len());
     println!("pin:     sha256 = \"{}\"", digest.hex());
     println!("exports:");
-    for e in crate::engine::loader_exports(runtime.engine(), &component) {
-        println!("  {e}");
+    for e in &shape.exports {
+        println!("  {}", e.describe());
     }
     println!("imports:");
-    for i in crate::engine::loader_imports(runtime.engine(), &component) {
-        match i.capability {
+    for name in &shape.imports {
+        match capability_of(name) {
             Some(cap) => println!(
-                "  {}  (capability: needs `{cap} = true` in the stage's grants)",
-                i.name
+                "  {name}  (capability: needs `{}` in the stage's grants)",
+                grant_example(cap)
             ),
-            None => println!("  {}", i.name),
+            None => println!("  {name}"),
         }
+    }
+    if let Err(e) = Shape::of_stage_plugin(&bytes) {
+        eprintln!("error: {plugin}: {e}");
+        return Exit::PluginLoad;
     }
     Exit::Success
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::pipeline::{Grants, Pipeline, PluginRef, PortPattern};
+use crate::pipeline::{Grants, Limits, Pipeline, PluginRef, PortPattern};
 use crate::plan::Plan;
 
 pub fn plan(p: &Pipeline, plan: &Plan) -> String {
@@ -51,6 +51,7 @@ pub fn plan(p: &Pipeline, plan: &Plan) -> String {
             }
             let _ = writeln!(out, "      runs:    {}", flags.join(", "));
             let _ = writeln!(out, "      grants:  {}", grants(&s.grants));
+            let _ = writeln!(out, "      limits:  {}", limits(&s.limits));
         }
     }
     if !plan.excluded.is_empty() {
@@ -60,6 +61,26 @@ pub fn plan(p: &Pipeline, plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// A stage's limits, with the fixed host caps that come with every stage.
+fn limits(l: &Limits) -> String {
+    format!(
+        "memory {} (linear memories and tables), output {} (stdout and stderr each), {} host resources",
+        size(l.memory),
+        size(l.output),
+        crate::sandbox::host_limits::MAX_TABLE_ENTRIES
+    )
+}
+
+/// `268435456` → `256 MiB`; sizes that are not whole MiB or KiB stay in bytes.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 fn grants(g: &Grants) -> String {
@@ -150,5 +171,24 @@ fn grants(g: &Grants) -> String {
         "none".into()
     } else {
         parts.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_shows_each_stages_limits() {
+        let l = Limits {
+            memory: 64 << 20,
+            output: 1 << 20,
+        };
+        assert_eq!(
+            limits(&l),
+            "memory 64 MiB (linear memories and tables), output 1 MiB (stdout and stderr each), 4096 host resources"
+        );
+        assert_eq!(size(3 << 30), "3 GiB");
+        assert_eq!(size(1500), "1500 bytes");
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::engine::{LoadSource, Runtime};
 use crate::exit::Exit;
@@ -31,6 +31,8 @@ pub struct RunOptions {
     pub selection: Selection,
     /// `--resume <run-id>`: continue that run.
     pub resume: Option<String>,
+    /// `--compile-timeout`: wall time for compiling one plugin.
+    pub compile_timeout: Duration,
     pub observer: Arc<dyn Observer>,
 }
 
@@ -125,7 +127,11 @@ pub async fn run(
     }
     let runtime = Arc::new(
         Runtime::new(opts.cache_dir.as_deref())
-            .map_err(|e| RunError::new(Exit::Internal, format!("{e:#}")))?,
+            .map_err(|e| RunError::new(Exit::Internal, format!("{e:#}")))?
+            .with_compile_budget(crate::engine::CompileBudget {
+                time: opts.compile_timeout,
+                ..Default::default()
+            }),
     );
 
     let started = Instant::now();
@@ -334,18 +340,58 @@ async fn prepare_plugins(
     (slots, failed)
 }
 
-fn load_stage_plugin(runtime: &Runtime, stage: &pipeline::Stage) -> PluginSlot {
-    let bytes: std::borrow::Cow<[u8]> = match &stage.plugin {
-        PluginRef::Builtin(name) => match crate::builtins::get(name) {
-            Some(b) => b.into(),
-            None => return PluginSlot::Failed(format!("no builtin plugin `{name}`")),
-        },
-        PluginRef::Path(path) => match std::fs::read(path) {
-            Ok(b) => b.into(),
+/// The bytes of a stage's plugin (embedded or read from its file).
+fn plugin_bytes(stage: &pipeline::Stage) -> Result<std::borrow::Cow<'static, [u8]>, String> {
+    match &stage.plugin {
+        PluginRef::Builtin(name) => crate::builtins::get(name)
+            .map(Into::into)
+            .ok_or_else(|| format!("no builtin plugin `{name}`")),
+        PluginRef::Path(path) => std::fs::read(path)
+            .map(Into::into)
+            .map_err(|e| format!("cannot read plugin {}: {e}", path.display())),
+    }
+}
+
+/// `valero validate`'s plugin checks, made without compiling anything: each
+/// stage's plugin is a component that exports `run`, and every capability
+/// it imports is granted. Returns every problem found, one per stage.
+pub fn check_plugins(p: &Pipeline) -> Result<(), RunError> {
+    let mut problems = Vec::new();
+    for stage in &p.stages {
+        let bytes = match plugin_bytes(stage) {
+            Ok(b) => b,
             Err(e) => {
-                return PluginSlot::Failed(format!("cannot read plugin {}: {e}", path.display()));
+                problems.push(format!("stage `{}`: {e}", stage.name));
+                continue;
             }
-        },
+        };
+        match crate::engine::Shape::of_stage_plugin(&bytes) {
+            Err(source) => problems.push(
+                crate::engine::LoadError::NotAStagePlugin {
+                    stage: stage.name.clone(),
+                    source,
+                }
+                .to_string(),
+            ),
+            Ok(shape) => {
+                let granted = &stage.grants.capabilities;
+                if let Some(e) = crate::engine::LoadError::ungranted(&stage.name, &shape, granted) {
+                    problems.push(e.to_string());
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RunError::new(Exit::PluginLoad, problems.join("\n")))
+    }
+}
+
+fn load_stage_plugin(runtime: &Runtime, stage: &pipeline::Stage) -> PluginSlot {
+    let bytes = match plugin_bytes(stage) {
+        Ok(b) => b,
+        Err(e) => return PluginSlot::Failed(e),
     };
     let pinned = match (&stage.plugin, stage.sha256) {
         (_, Some(d)) => Some(d),

@@ -662,6 +662,16 @@ fn attempt_report(
             ),
             StageStatus::Failed,
         ),
+        Ended::Ran(AttemptOutcome::ResourceLimit { message }) => {
+            ("resource_limit", neutralize(&message), StageStatus::Failed)
+        }
+        Ended::Ran(AttemptOutcome::Exited { code }) => (
+            "exited",
+            format!(
+                "the plugin called exit({code}) instead of returning a report, so the stage has no verdict\n  help: return the report from `run` (valero_sdk::Plugin) rather than exiting the process"
+            ),
+            StageStatus::Failed,
+        ),
         Ended::Ran(AttemptOutcome::Trapped { message }) => (
             "trapped",
             format!("the plugin trapped: {}", neutralize(&message)),

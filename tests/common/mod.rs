@@ -11,6 +11,7 @@ use serde_json::Value;
 
 pub mod databases;
 pub mod docker;
+pub mod wasm;
 
 pub fn valero_bin() -> &'static str {
     env!("CARGO_BIN_EXE_valero")

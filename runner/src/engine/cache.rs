@@ -114,11 +114,14 @@ impl CompileCache {
 }
 
 fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
-    if let Ok(bytes) = std::fs::read(path)
-        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
-    {
-        return Ok(key);
-    }
+    let corrupt = match std::fs::read(path) {
+        Ok(bytes) => match <[u8; 32]>::try_from(bytes.as_slice()) {
+            Ok(key) => return Ok(key),
+            Err(_) => true,
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
     let mut key = [0u8; 32];
     getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -130,13 +133,27 @@ fn load_or_create_key(path: &Path) -> std::io::Result<[u8; 32]> {
             .set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     tmp.write_all(&key)?;
+    if corrupt {
+        // A key of the wrong length can verify nothing: replace it. Entries
+        // tagged under the old key then fail verification and are recompiled.
+        tracing::warn!(
+            "compile cache key {} is corrupt (not 32 bytes); replacing it, so every cached plugin is compiled again",
+            path.display()
+        );
+        tmp.persist(path).map_err(|e| e.error)?;
+        return Ok(key);
+    }
     // Two runs racing to create the key: the first one wins, the other reads it.
     match tmp.persist_noclobber(path) {
         Ok(_) => Ok(key),
         Err(_) => {
             let bytes = std::fs::read(path)?;
-            <[u8; 32]>::try_from(bytes.as_slice())
-                .map_err(|_| std::io::Error::other("cache key file is corrupt"))
+            <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                std::io::Error::other(format!(
+                    "cache key file {} is corrupt; delete it (or run with --no-cache)",
+                    path.display()
+                ))
+            })
         }
     }
 }
@@ -172,6 +189,21 @@ mod tests {
         let last = data.len() - 1;
         data[last] ^= 1;
         std::fs::write(&path, data).unwrap();
+        assert!(matches!(cache.get(&d), Lookup::Rejected(_)));
+    }
+
+    #[test]
+    fn a_corrupt_key_is_replaced_and_old_entries_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = wasmtime::Engine::default();
+        let d = Digest::of(b"plugin");
+        CompileCache::open(dir.path(), &engine)
+            .unwrap()
+            .put(&d, b"compiled bytes")
+            .unwrap();
+        std::fs::write(dir.path().join("key"), b"short").unwrap();
+        let cache = CompileCache::open(dir.path(), &engine).expect("a corrupt key is replaced");
+        assert_eq!(std::fs::read(dir.path().join("key")).unwrap().len(), 32);
         assert!(matches!(cache.get(&d), Lookup::Rejected(_)));
     }
 }

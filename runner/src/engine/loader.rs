@@ -1,13 +1,17 @@
-//! Loading a plugin: verify its digest, compile or load from the cache,
-//! check its imports against the stage's grants, pre-instantiate once.
+//! Loading a plugin: verify its digest, check its shape (a component that
+//! exports `run`) and its imports against the stage's grants — all before
+//! compiling —, then compile within the budget or load from the cache, and
+//! pre-instantiate once.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, types::ComponentItem};
+use wasmtime::component::Component;
 
 use super::Runtime;
+use super::budget::CompileError;
 use super::cache::Lookup;
+use super::shape::{Shape, ShapeError, grant_example};
 use crate::host::bindings::StageFullPre;
 use crate::pipeline::{Capability, Digest};
 use crate::sandbox::StoreState;
@@ -29,14 +33,6 @@ pub enum LoadSource {
     Cache,
 }
 
-/// One import of a component, as `valero plugin inspect` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PluginImport {
-    pub name: String,
-    /// The grant that links it, when it is a valero capability.
-    pub capability: Option<&'static str>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error(
@@ -50,13 +46,22 @@ pub enum LoadError {
     },
     #[error("stage `{stage}`: plugin is not a valid WebAssembly component: {reason}")]
     Invalid { stage: String, reason: String },
+    #[error("stage `{stage}`: {source}")]
+    NotAStagePlugin { stage: String, source: ShapeError },
+    #[error("stage `{stage}`: {source}")]
+    Compile { stage: String, source: CompileError },
     #[error(
-        "stage `{stage}`: plugin imports `{interface}`, which this stage is not granted\n  help: add `{grant} = true` under [stages.{stage}.grants] if the stage should have it"
+        "stage `{stage}`: plugin imports {}, which this stage is not granted\n  help: if the stage should have {}, add under [stages.{stage}.grants]: {}",
+        list(interfaces),
+        if interfaces.len() == 1 { "it" } else { "them" },
+        grants.join("; ")
     )]
     UngrantedCapability {
         stage: String,
-        interface: String,
-        grant: &'static str,
+        /// Every ungranted capability import, in import order.
+        interfaces: Vec<String>,
+        /// The grant lines that would link them, as `validate` accepts them.
+        grants: Vec<&'static str>,
     },
     #[error(
         "stage `{stage}`: plugin cannot be linked: {reason}\n  help: stage plugins must target the `valero:stage/stage` world (see wit/stage.wit); `valero plugin inspect` lists what it imports"
@@ -64,13 +69,44 @@ pub enum LoadError {
     Link { stage: String, reason: String },
 }
 
+fn list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl LoadError {
+    /// The error for the ungranted capability imports of `shape`, if any.
+    pub fn ungranted(
+        stage: &str,
+        shape: &Shape,
+        granted: &BTreeSet<Capability>,
+    ) -> Option<LoadError> {
+        let missing: Vec<(&str, Capability)> = shape.ungranted(granted).collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let mut grants: Vec<&'static str> =
+            missing.iter().map(|(_, c)| grant_example(*c)).collect();
+        grants.dedup();
+        Some(LoadError::UngrantedCapability {
+            stage: stage.to_string(),
+            interfaces: missing.iter().map(|(i, _)| i.to_string()).collect(),
+            grants,
+        })
+    }
+}
+
 impl Runtime {
-    /// Compiles `bytes` (or loads them from the cache), without grant checks.
+    /// Compiles `bytes` within the compile budget (or loads them from the
+    /// cache), without shape or grant checks.
     pub fn component(
         &self,
         bytes: &[u8],
         digest: &Digest,
-    ) -> anyhow::Result<(Component, LoadSource)> {
+    ) -> Result<(Component, LoadSource), CompileError> {
         if let Some(cache) = self.cache() {
             match cache.get(digest) {
                 Lookup::Hit(serialized) => {
@@ -80,14 +116,19 @@ impl Runtime {
                     let loaded = unsafe { Component::deserialize(self.engine(), &serialized) };
                     match loaded {
                         Ok(c) => return Ok((c, LoadSource::Cache)),
-                        Err(e) => tracing::warn!("ignoring unusable cache entry: {e}"),
+                        Err(e) => tracing::warn!(
+                            "ignoring unusable compile cache entry {}: {e}; recompiling and replacing it",
+                            cache.entry_path(digest).display()
+                        ),
                     }
                 }
-                Lookup::Rejected(why) => tracing::warn!("ignoring compile cache entry: {why}"),
+                Lookup::Rejected(why) => tracing::warn!(
+                    "ignoring compile cache entry: {why}; recompiling and replacing it"
+                ),
                 Lookup::Miss => {}
             }
         }
-        let component = Component::new(self.engine(), bytes)?;
+        let component = self.compile_budget().compile(self.engine(), bytes)?;
         if let Some(cache) = self.cache() {
             match component.serialize() {
                 Ok(ser) => {
@@ -101,8 +142,9 @@ impl Runtime {
         Ok((component, LoadSource::Compiled))
     }
 
-    /// Loads a stage's plugin: digest pin first, then compile/cache, then the
-    /// capability check, then pre-instantiation against the stage's linker.
+    /// Loads a stage's plugin: digest pin first, then its shape and the
+    /// capability check (without compiling), then compile/cache, then
+    /// pre-instantiation against the stage's linker.
     pub fn load(
         &self,
         stage: &str,
@@ -121,22 +163,23 @@ impl Runtime {
                 actual: digest,
             });
         }
-        let invalid = |e: anyhow::Error| LoadError::Invalid {
+        let shape = Shape::of_stage_plugin(bytes).map_err(|source| LoadError::NotAStagePlugin {
             stage: stage.to_string(),
-            reason: format!("{e:#}"),
-        };
-        let (component, source) = self.component(bytes, &digest).map_err(invalid)?;
-        for import in imports(self.engine(), &component) {
-            if let Some(cap) = import.capability
-                && !granted.iter().any(|g| g.name() == cap)
-            {
-                return Err(LoadError::UngrantedCapability {
-                    stage: stage.to_string(),
-                    interface: import.name,
-                    grant: cap,
-                });
-            }
+            source,
+        })?;
+        if let Some(e) = LoadError::ungranted(stage, &shape, granted) {
+            return Err(e);
         }
+        let (component, source) = self.component(bytes, &digest).map_err(|e| match e {
+            CompileError::Invalid(e) => LoadError::Invalid {
+                stage: stage.to_string(),
+                reason: format!("{e:#}"),
+            },
+            source => LoadError::Compile {
+                stage: stage.to_string(),
+                source,
+            },
+        })?;
         let link = |e: wasmtime::Error| LoadError::Link {
             stage: stage.to_string(),
             reason: format!("{e:#}"),
@@ -153,34 +196,44 @@ impl Runtime {
     }
 }
 
-/// The imports of a component, with the capability grant each one needs.
-pub fn imports(engine: &wasmtime::Engine, component: &Component) -> Vec<PluginImport> {
-    component
-        .component_type()
-        .imports(engine)
-        .map(|(name, _)| PluginImport {
-            name: name.to_string(),
-            capability: capability_of(name).map(Capability::name),
-        })
-        .collect()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The exports of a component (names and whether each is a function).
-pub fn exports(engine: &wasmtime::Engine, component: &Component) -> Vec<String> {
-    component
-        .component_type()
-        .exports(engine)
-        .map(|(name, item)| match item.ty {
-            ComponentItem::ComponentFunc(_) => format!("func {name}"),
-            ComponentItem::ComponentInstance(_) => format!("instance {name}"),
-            _ => name.to_string(),
-        })
-        .collect()
-}
-
-/// `valero:stage/processes@0.1.x` → `Capability::Processes`.
-fn capability_of(import: &str) -> Option<Capability> {
-    let rest = import.strip_prefix("valero:stage/")?;
-    let iface = rest.split('@').next().unwrap_or(rest);
-    Capability::ALL.into_iter().find(|c| c.name() == iface)
+    #[test]
+    fn every_ungranted_capability_is_reported_at_once() {
+        let shape = Shape {
+            imports: vec![
+                "valero:stage/log@0.1.0".into(),
+                "valero:stage/processes@0.1.0".into(),
+                "wasi:http/types@0.2.6".into(),
+                "valero:stage/containers@0.1.0".into(),
+            ],
+            exports: Vec::new(),
+        };
+        let granted = BTreeSet::from([Capability::Processes]);
+        assert!(
+            LoadError::ungranted(
+                "s",
+                &shape,
+                &BTreeSet::from([Capability::Processes, Capability::Containers])
+            )
+            .is_none()
+        );
+        let text = LoadError::ungranted("s", &shape, &BTreeSet::new())
+            .expect("two ungranted")
+            .to_string();
+        assert_eq!(
+            text,
+            "stage `s`: plugin imports `valero:stage/processes@0.1.0`, `valero:stage/containers@0.1.0`, which this stage is not granted\n  help: if the stage should have them, add under [stages.s.grants]: processes = true; containers = { project = \"…\" }"
+        );
+        let text = LoadError::ungranted("s", &shape, &granted)
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("imports `valero:stage/containers@0.1.0`, which"),
+            "{text}"
+        );
+        assert!(text.contains("have it, add"), "{text}");
+    }
 }

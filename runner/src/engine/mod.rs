@@ -1,8 +1,14 @@
 //! The wasm engine: one wasmtime `Engine` per process with epoch
 //! interruption, the compile cache, plugin loading and attempt execution.
 
+pub mod budget;
 pub mod cache;
+#[cfg(test)]
+#[path = "../../../tests/common/wasm.rs"]
+mod hostile_wasm;
 mod loader;
+pub mod outcome;
+pub mod shape;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,10 +16,13 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Config, Engine, UpdateDeadline};
 
+pub use budget::CompileBudget;
 pub use cache::CompileCache;
-pub use loader::{LoadError, LoadSource, LoadedPlugin, PluginImport};
+pub use loader::{LoadError, LoadSource, LoadedPlugin};
+pub use outcome::AttemptOutcome;
+pub use shape::{Shape, ShapeError};
 
-use crate::host::{Report, StageContext};
+use crate::host::StageContext;
 use crate::sandbox::{Capture, SandboxError, SandboxSpec};
 
 /// How often the epoch advances. A CPU-bound guest is interrupted at most
@@ -28,6 +37,7 @@ pub const HOST_CALL_GRACE: Duration = Duration::from_millis(500);
 pub struct Runtime {
     engine: Engine,
     cache: Option<CompileCache>,
+    compile: CompileBudget,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -52,12 +62,17 @@ impl Runtime {
         // Bounded guest stacks; a deep recursion traps instead of exhausting the host.
         config.max_wasm_stack(1 << 20);
         let engine = Engine::new(&config)?;
-        let cache = match cache_dir {
-            Some(dir) => Some(CompileCache::open(dir, &engine).map_err(|e| {
-                anyhow::anyhow!("cannot open compile cache {}: {e}", dir.display())
-            })?),
-            None => None,
-        };
+        // A cache that cannot be opened costs compile time, not the run.
+        let cache = cache_dir.and_then(|dir| match CompileCache::open(dir, &engine) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot open compile cache {}: {e}; compiling every plugin in this run\n  help: fix or delete that directory, point --cache-dir elsewhere, or pass --no-cache",
+                    dir.display()
+                );
+                None
+            }
+        });
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (e, stop) = (engine.clone(), ticker_stop.clone());
         std::thread::Builder::new()
@@ -71,8 +86,19 @@ impl Runtime {
         Ok(Runtime {
             engine,
             cache,
+            compile: CompileBudget::default(),
             ticker_stop,
         })
+    }
+
+    /// Replaces the default compile budget (`valero run --compile-timeout`).
+    pub fn with_compile_budget(mut self, budget: CompileBudget) -> Self {
+        self.compile = budget;
+        self
+    }
+
+    pub fn compile_budget(&self) -> CompileBudget {
+        self.compile
     }
 
     pub fn engine(&self) -> &Engine {
@@ -111,7 +137,12 @@ impl Runtime {
         let outcome = match result {
             Err(_) => AttemptOutcome::TimedOut { timeout },
             Ok(Ok(report)) => AttemptOutcome::Returned(report),
-            Ok(Err(err)) => classify_trap(err, timeout, store.data().limiter.refused),
+            Ok(Err(err)) => outcome::classify(
+                err,
+                timeout,
+                store.data().limiter.refused,
+                &capture.stderr.snapshot().bytes,
+            ),
         };
         Ok((outcome, capture))
     }
@@ -122,36 +153,3 @@ impl Drop for Runtime {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
 }
-
-/// How one attempt ended.
-#[derive(Debug)]
-pub enum AttemptOutcome {
-    /// The plugin returned a report (whatever its verdict).
-    Returned(Report),
-    /// The wall-time limit was hit.
-    TimedOut { timeout: Duration },
-    /// The memory cap refused a growth and the guest then trapped.
-    MemoryLimit { requested: usize, message: String },
-    /// The guest trapped or panicked.
-    Trapped { message: String },
-}
-
-fn classify_trap(
-    err: wasmtime::Error,
-    timeout: Duration,
-    refused: Option<usize>,
-) -> AttemptOutcome {
-    if matches!(
-        err.downcast_ref::<wasmtime::Trap>(),
-        Some(wasmtime::Trap::Interrupt)
-    ) {
-        return AttemptOutcome::TimedOut { timeout };
-    }
-    let message = format!("{err:?}");
-    match refused {
-        Some(requested) => AttemptOutcome::MemoryLimit { requested, message },
-        None => AttemptOutcome::Trapped { message },
-    }
-}
-
-pub use loader::{exports as loader_exports, imports as loader_imports};

@@ -174,7 +174,7 @@ pub struct AttemptReport {
     pub attempt: u32,
     pub start_ms: f64,
     pub end_ms: f64,
-    /// returned | timed_out | memory_limit | trapped | sandbox_error | cancelled
+    /// returned | timed_out | memory_limit | resource_limit | exited | trapped | sandbox_error | cancelled
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,

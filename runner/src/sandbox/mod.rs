@@ -4,9 +4,11 @@
 //! no environment, no preopened directories, no sockets, no outgoing HTTP
 //! (every WASI interface is linked, because guests import interfaces they
 //! never use, and denied here at call time). Limits: wall time (epochs, see
-//! [`crate::engine`]), total linear memory, captured output size.
+//! [`crate::engine`]), total linear memory and tables, host resources
+//! ([`host_limits`]), captured output size.
 
 mod grant_paths;
+pub mod host_limits;
 mod limiter;
 pub mod net;
 mod output;
@@ -67,9 +69,6 @@ pub struct Capture {
     pub stderr: CappedPipe,
     pub logs: LogBuffer,
 }
-
-/// Resource-table entries a guest may hold at once (streams, sockets, requests).
-const MAX_TABLE_ENTRIES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -162,13 +161,20 @@ impl SandboxSpec<'_> {
             started,
             limiter: TotalMemoryLimiter::new(self.limits.memory),
             wasi: b.build(),
-            http: WasiHttpCtx::new(),
+            http: {
+                let mut http = WasiHttpCtx::new();
+                http.set_field_size_limit(host_limits::MAX_FIELDS_BYTES);
+                http
+            },
             hooks: net::HttpHooks { policy },
             table: ResourceTable::new(),
             context,
         };
         let mut store = Store::new(engine, state);
-        store.data_mut().table.set_max_capacity(MAX_TABLE_ENTRIES);
+        store
+            .data_mut()
+            .table
+            .set_max_capacity(host_limits::MAX_TABLE_ENTRIES);
         store.limiter(|s| &mut s.limiter);
         Ok((store, capture))
     }

@@ -256,6 +256,11 @@ pub struct HttpHooks {
 type SendResult = wasmtime_wasi_http::Result<send::Sent>;
 
 impl WasiHttpHooks for HttpHooks {
+    /// Small chunks: a guest holding many unsent bodies holds little host memory.
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        super::host_limits::BODY_CHUNK_BYTES
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
