@@ -147,7 +147,7 @@ pub async fn execute(
     let mut records_failed: Option<String> = None;
     // report.json exists from the start, saying the run is going.
     ctx.recorder
-        .report(&running(assemble(&ctx, plan, &reports, false, None)));
+        .report(&in_progress(assemble(&ctx, plan, &reports, false, None)));
 
     loop {
         if records_failed.is_none()
@@ -292,7 +292,7 @@ pub async fn execute(
                     Some(Ok(report)) => {
                         let name = plan.stage(&report.name).map(|s| s.name.as_str()).unwrap_or_default();
                         finish(&ctx, &mut slots, &mut reports, name, report);
-                        ctx.recorder.report_soon(|| running(assemble(
+                        ctx.recorder.report_soon(|| in_progress(assemble(
                             &ctx,
                             plan,
                             &reports,
@@ -389,7 +389,7 @@ fn fingerprint(
 use crate::resume::{Decision, describe};
 
 /// An intermediate report: the run is still going.
-fn running(mut report: RunReport) -> RunReport {
+fn in_progress(mut report: RunReport) -> RunReport {
     report.outcome = RunOutcome::Running;
     report.interruption = None;
     report
