@@ -463,3 +463,113 @@ fn the_development_target_builds_deploys_verifies_and_leaves_nothing_behind() {
         assert_eq!(left.trim(), "", "docker {list:?} still lists {left}");
     }
 }
+
+/// Crash recovery on Docker: a run killed after its deploy resumes reusing
+/// `images` and `deploy` once the engine shows their image and container
+/// still in place; a removed container makes `deploy` run again; and what a
+/// killed run left is reported by the next run and removed by `valero cleanup`.
+#[test]
+fn a_killed_run_reuses_running_containers_after_checking_them_and_redeploys_gone_ones() {
+    if !docker_enabled(
+        "a_killed_run_reuses_running_containers_after_checking_them_and_redeploys_gone_ones",
+    ) {
+        return;
+    }
+    let p = project_name("resume");
+    let _cleanup = Cleanup(vec![p.clone()]);
+    let tk = common::plugin_lines("testkit");
+    let text = format!(
+        "{}[stages.after]\n{tk}needs = [\"deploy\"]\nwith = {{ behavior = \"pass\" }}\n",
+        pipeline(&p, &["a"], "{}", 60_000)
+    );
+    let project = Project::new(&text);
+    write_context(&project, &p);
+    write(
+        &project,
+        "compose.yaml",
+        &format!("name: {p}\nservices:\n  a:\n    image: a:1\n"),
+    );
+    // Events: run_started, then started/attempt/finished of images and deploy;
+    // killed right after `after` starts (event 8).
+    let runs = || -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(project.path().join(".valero/runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let kill_after = |n: &str| {
+        let before = runs();
+        let status = project
+            .command(&["run", "--progress", "plain"])
+            .env("VALERO_TEST_KILL_AFTER_EVENT", n)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        runs().difference(&before).next().unwrap().clone()
+    };
+    let id = kill_after("8");
+    let reused = |report: &Value, name: &str| stage(report, name)["resume"]["reused"] == true;
+
+    // Containers still up: reused after checking.
+    let (code, report, out) = project.run(&["--resume", &id]);
+    assert_eq!(code, 0, "{report:#}\n{}", stderr(&out));
+    assert!(
+        reused(&report, "images") && reused(&report, "deploy"),
+        "{report:#}"
+    );
+    let why = stage(&report, "deploy")["resume"]["why"].as_str().unwrap();
+    assert!(why.contains("checked and are still in place"), "{why}");
+    assert!(!reused(&report, "after"));
+    let effects = &stage(&report, "deploy")["effects"];
+    assert_eq!(effects[0]["kind"], "container", "{effects:#}");
+    assert_eq!(effects[0]["lifetime"], "persistent");
+
+    // The container gone: deploy runs again (and what needs it), images do not.
+    docker(&["rm", "-f", &format!("{p}-a")]);
+    let (code, report, out) = project.run(&["--resume", &id]);
+    assert_eq!(code, 0, "{report:#}\n{}", stderr(&out));
+    assert!(reused(&report, "images"), "{report:#}");
+    let deploy = stage(&report, "deploy");
+    assert_eq!(deploy["resume"]["reused"], false);
+    assert!(
+        deploy["resume"]["why"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("container `{p}-a` is gone")),
+        "{deploy:#}"
+    );
+    assert_eq!(deployed(&report)[0].2, "created");
+    assert!(!reused(&report, "after"));
+
+    // A killed run's leftovers: the next run says so, `valero cleanup` removes them.
+    let killed = kill_after("8");
+    let (code, _, out) = project.run(&[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{killed}, was interrupted and left"))
+            && err.contains(&format!("container `{p}-a`"))
+            && err.contains(&format!("valero cleanup {killed}")),
+        "{err}"
+    );
+    let killed = kill_after("8");
+    let out = project.command(&["cleanup", &killed]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("container `{p}-a`: removed")),
+        "{said}"
+    );
+    let filter = format!("label=valero.project={p}");
+    assert_eq!(docker(&["ps", "-aq", "--filter", &filter]).trim(), "");
+    assert_eq!(
+        docker(&["image", "ls", "-q", "--filter", &filter]).trim(),
+        ""
+    );
+}

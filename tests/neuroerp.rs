@@ -1,7 +1,8 @@
 //! The main job: the root pipeline.toml deploys the seven NeuroERP services
 //! on the `local` target, verifies them and stops them again — on SQLite,
 //! and on PostgreSQL when `VALERO_TEST_POSTGRES_URL` is set (.ci/run starts
-//! one). The fleet binary is the one `cargo test` builds for the workspace.
+//! one), and once killed mid-run and resumed. The fleet binary is the one
+//! `cargo test` builds for the workspace.
 
 mod common;
 
@@ -106,10 +107,79 @@ fn run_main_job(extra_env: &[(&str, &str)]) {
     );
 }
 
-// One test function: both variants use the fleet's fixed ports.
+/// The main job killed (SIGKILL) as `api` starts, then resumed: the
+/// services died with the runner, so `deploy` runs again (its effects were
+/// run-scoped) and everything after it; `runs list` says interrupted.
+#[cfg(unix)]
+fn kill_then_resume() {
+    use std::os::unix::process::ExitStatusExt;
+    let project = root_pipeline();
+    let skip = ["--skip", "source,build"];
+    // run_started, then started/attempt/finished of deploy, health and
+    // databases: event 11 is `api` starting.
+    let status = project
+        .command(&["run", "--progress", "plain", skip[0], skip[1]])
+        .env("VALERO_TEST_KILL_AFTER_EVENT", "11")
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.signal(), Some(9), "{status:?}");
+    let id = std::fs::read_dir(project.path().join(".valero/runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .into_owned();
+    // The services end with the runner.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !any_listening().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        any_listening(),
+        Vec::<u16>::new(),
+        "services outlived the killed runner"
+    );
+    let list = project.command(&["runs", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with(&id) && l.contains(" interrupted ")),
+        "{list}"
+    );
+
+    let (code, report, out) = project.run(&["--resume", &id, skip[0], skip[1]]);
+    assert_eq!(code, 0, "{report:#}\n{}", stderr(&out));
+    let deploy = stage(&report, "deploy");
+    assert_eq!(deploy["resume"]["reused"], false, "{deploy:#}");
+    assert!(
+        deploy["resume"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("its services ended with the previous run"),
+        "{deploy:#}"
+    );
+    assert_eq!(deploy["effects"].as_array().unwrap().len(), 7, "{deploy:#}");
+    for name in ["health", "databases", "api", "e2e", "cleanup"] {
+        let s = stage(&report, name);
+        assert_eq!(s["status"], "passed", "{s:#}");
+        assert_eq!(s["resume"]["reused"], false, "{s:#}");
+    }
+    assert_eq!(
+        any_listening(),
+        Vec::<u16>::new(),
+        "services left running after the resumed run"
+    );
+}
+
+// One test function: all variants use the fleet's fixed ports.
 #[test]
 fn the_root_pipeline_deploys_verifies_and_stops_the_fleet() {
     run_main_job(&[]);
+    #[cfg(unix)]
+    kill_then_resume();
     match std::env::var("VALERO_TEST_POSTGRES_URL") {
         // e.g. postgres://valero:valero@127.0.0.1:5432/neuroerp_{service}
         Ok(url) => run_main_job(&[("NEUROERP_DATABASE_URL", url.as_str())]),

@@ -173,10 +173,16 @@ fn always_stages_run_after_an_interrupt() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(project.path().join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["outcome"], "cancelled");
+    assert_eq!(report["outcome"], "interrupted");
+    assert_eq!(report["interruption"]["cause"], "signal");
     assert_eq!(stage(&report, "deploy")["status"], "cancelled");
     assert_eq!(stage(&report, "verify")["status"], "cancelled");
     assert_eq!(stage(&report, "cleanup")["status"], "passed");
+    // `runs list` calls a Ctrl-C'd run interrupted, not failed.
+    let list = project.command(&["runs", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    let row = list.lines().nth(1).unwrap_or_default();
+    assert!(row.contains(" interrupted "), "{list}");
 }
 
 #[cfg(unix)]

@@ -9,6 +9,7 @@ use crate::engine::Shape;
 use crate::engine::shape::{capability_of, grant_example};
 use crate::exit::{EXIT_CODES_HELP, Exit};
 use crate::pipeline::Digest;
+use crate::records::RunState;
 use crate::report::{RunReport, StageStatus};
 use crate::run::{self, RunOptions};
 use crate::scheduler::Interrupt;
@@ -70,6 +71,16 @@ pub enum Command {
     /// List and show recorded runs (`.valero/runs/`).
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Remove what an interrupted run left behind that outlives the runner:
+    /// the containers and images its stages recorded (only those still
+    /// carrying their project's label).
+    Cleanup {
+        /// The run id (from `valero runs list`).
+        run_id: String,
+        /// Directory holding `runs/` [default: .valero next to ./pipeline.toml].
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -296,6 +307,7 @@ async fn dispatch(cli: Cli, tty: bool) -> Exit {
         }
         Command::Plugin(PluginCommand::Inspect { plugin }) => cmd_inspect(&plugin),
         Command::Runs(cmd) => cmd_runs(cmd),
+        Command::Cleanup { run_id, state_dir } => cmd_cleanup(&run_id, state_dir).await,
     }
 }
 
@@ -313,28 +325,36 @@ fn cmd_runs(cmd: RunsCommand) -> Exit {
                 return Exit::Success;
             }
             println!(
-                "{:<26} {:<12} {:<13} {:>8} {:>10}",
+                "{:<26} {:<12} {:<13} {:>8} {:>10}  NOTE",
                 "RUN", "TARGET", "OUTCOME", "STAGES", "DURATION"
             );
-            for (id, report) in runs {
-                match report {
-                    Some(r) => {
-                        let passed = r
-                            .stages
-                            .iter()
-                            .filter(|s| s.status == StageStatus::Passed)
-                            .count();
-                        let outcome = r.outcome.as_str();
-                        println!(
-                            "{id:<26} {:<12} {:<13} {:>8} {:>8}ms",
-                            r.target,
-                            outcome,
-                            format!("{passed}/{}", r.stages.len()),
-                            r.duration_ms
-                        );
+            for run in runs {
+                let run = match run {
+                    Ok(run) => run,
+                    Err(e) => {
+                        eprintln!("warning: {e}");
+                        continue;
                     }
-                    None => println!("{id:<26} {:<12} {:<13}", "?", "unfinished"),
-                }
+                };
+                let r = &run.report;
+                let passed = r
+                    .stages
+                    .iter()
+                    .filter(|s| s.status == StageStatus::Passed)
+                    .count();
+                let note = match (&run.state, &r.interruption) {
+                    (RunState::Running { pid }, _) => format!("running (pid {pid})"),
+                    (_, Some(i)) => format!("last event: {}", i.last_event),
+                    _ => String::new(),
+                };
+                println!(
+                    "{:<26} {:<12} {:<13} {:>8} {:>8}ms  {note}",
+                    run.id,
+                    r.target,
+                    r.outcome.as_str(),
+                    format!("{passed}/{}", r.stages.len()),
+                    r.duration_ms
+                );
             }
             Exit::Success
         }
@@ -343,36 +363,100 @@ fn cmd_runs(cmd: RunsCommand) -> Exit {
             state_dir,
             json,
         } => {
-            let dir = crate::records::run_dir(&default_state_dir(state_dir), &run_id);
-            let text = match std::fs::read_to_string(dir.join("report.json")) {
-                Ok(t) => t,
+            let state_dir = default_state_dir(state_dir);
+            let run = match crate::records::read_run(&state_dir, &run_id) {
+                Ok(run) => run,
                 Err(e) => {
-                    eprintln!(
-                        "error: no report for run `{run_id}` in {}: {e}\n  help: `valero runs list` shows the recorded runs; an unfinished run can be completed with `valero run --resume {run_id}`",
-                        dir.display()
-                    );
+                    eprintln!("error: {e}");
                     return Exit::Invalid;
                 }
             };
-            if json {
-                println!("{text}");
-                return Exit::Success;
+            for w in &run.warnings {
+                eprintln!("warning: {w}");
             }
-            match serde_json::from_str::<RunReport>(&text) {
-                Ok(report) => {
-                    print!("{}", terminal::summary(&report));
-                    println!("run records: {}", dir.display());
-                    Exit::Success
+            if json {
+                return match serde_json::to_string_pretty(&run.report) {
+                    Ok(text) => {
+                        println!("{text}");
+                        Exit::Success
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot encode the report of run `{run_id}`: {e}");
+                        Exit::Internal
+                    }
+                };
+            }
+            print!("{}", terminal::summary(&run.report));
+            if let RunState::Running { pid } = &run.state {
+                println!("still going: process {pid} holds its records");
+            }
+            println!(
+                "run records: {}",
+                crate::records::run_dir(&state_dir, &run_id).display()
+            );
+            Exit::Success
+        }
+    }
+}
+
+/// `valero cleanup RUN_ID`.
+async fn cmd_cleanup(run_id: &str, state_dir: Option<PathBuf>) -> Exit {
+    let state_dir = default_state_dir(state_dir);
+    if let Some(pid) = crate::records::lock_holder(&state_dir, run_id) {
+        eprintln!(
+            "error: run `{run_id}` is still going (process {pid}); its own cleanup stages will run"
+        );
+        return Exit::Invalid;
+    }
+    let effects = match crate::resume::recorded_effects(&state_dir, run_id) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Invalid;
+        }
+    };
+    if effects.is_empty() {
+        println!("run `{run_id}` recorded nothing that outlives it");
+        return Exit::Success;
+    }
+    let docker = match crate::host::capabilities::containers::persistent::engine() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Internal;
+        }
+    };
+    let mut failed = false;
+    // Containers first: an image in use by one cannot be removed.
+    let (containers, images): (Vec<_>, Vec<_>) = effects
+        .iter()
+        .partition(|e| matches!(e, crate::effects::Effect::Container { .. }));
+    for effect in containers.into_iter().chain(images) {
+        let persistent =
+            crate::host::capabilities::containers::persistent::present(&docker, effect);
+        match persistent.await {
+            Ok(false) => println!("{}: already gone", effect.describe()),
+            Ok(true) => {
+                match crate::host::capabilities::containers::persistent::remove(&docker, effect)
+                    .await
+                {
+                    Ok(()) => println!("{}: removed", effect.describe()),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        failed = true;
+                    }
                 }
-                Err(e) => {
-                    eprintln!(
-                        "error: {} is not a valero report: {e}",
-                        dir.join("report.json").display()
-                    );
-                    Exit::Internal
-                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
             }
         }
+    }
+    if failed {
+        Exit::Internal
+    } else {
+        Exit::Success
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod builtins;
 pub mod cli;
 mod describe;
+pub mod effects;
 pub mod engine;
 pub mod exit;
 pub mod host;
@@ -16,6 +17,7 @@ pub use valero_pipeline as pipeline;
 pub mod plan;
 pub mod records;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod sandbox;
 pub mod scheduler;

@@ -91,9 +91,22 @@ pub async fn run(
     let pipeline = Arc::new(load_pipeline(&opts.pipeline)?);
     let state_dir = state_dir(opts.state_dir.as_deref(), &pipeline);
     let previous = match &opts.resume {
-        Some(id) => Some(
-            records::load_previous(&state_dir, id).map_err(|e| RunError::new(Exit::Invalid, e))?,
-        ),
+        Some(id) => {
+            // Refused before anything else: two sessions of one run would
+            // interleave their records and fight over its resources.
+            if let Some(pid) = records::lock_holder(&state_dir, id) {
+                return Err(RunError::new(
+                    Exit::Invalid,
+                    format!(
+                        "run `{id}` is still going: process {pid} holds its records\n  help: wait for it to end, or stop it (`kill {pid}`) and resume again"
+                    ),
+                ));
+            }
+            Some(
+                records::load_previous(&state_dir, id)
+                    .map_err(|e| RunError::new(Exit::Invalid, e))?,
+            )
+        }
         None => None,
     };
     // A resumed run keeps its target; naming another one is a mistake.
@@ -142,18 +155,28 @@ pub async fn run(
     let run_id = opts.resume.clone().unwrap_or_else(|| run_id(now));
     let session = previous.as_ref().map_or(0, |p| p.sessions);
     let source = std::fs::read_to_string(&pipeline.path).unwrap_or_default();
+    if previous.is_none()
+        && let Some(left) = crate::resume::leftovers(&state_dir, &pipeline.name).await
+    {
+        let what: Vec<String> = left.effects.iter().map(|e| e.describe()).collect();
+        tracing::warn!(
+            "the previous run of this pipeline, {}, was interrupted and left {}\n  help: `valero cleanup {}` removes them (a deploy stage of this run may also reuse them)",
+            left.run_id,
+            what.join(", "),
+            left.run_id
+        );
+    }
     let recorder = Recorder::create(&state_dir, &run_id, &source, session).map_err(|e| {
-        RunError::new(
-            Exit::Internal,
-            format!(
-                "cannot create run records under {}: {e}",
-                state_dir.display()
-            ),
-        )
+        let exit = match e {
+            records::RecordsError::Busy { .. } => Exit::Invalid,
+            _ => Exit::Internal,
+        };
+        RunError::new(exit, e.to_string())
     })?;
     match &previous {
         None => recorder.event(&records::Event::RunStarted {
             run_id: &run_id,
+            pipeline: &pipeline.name,
             target: &plan.target,
             at: &now_text,
         }),
@@ -181,6 +204,8 @@ pub async fn run(
         })
         .collect();
     let previous = previous.unwrap_or_default();
+    let effects_gone = crate::resume::check_effects(&previous.stages).await;
+    let time_offset = std::time::Duration::from_secs_f64(previous.elapsed_ms / 1000.0);
     let processes = Arc::new(Supervisor::new(
         &pipeline.targets[&plan.target],
         recorder.dir(),
@@ -201,8 +226,8 @@ pub async fn run(
         } else {
             previous.started_at
         },
-        time_offset: std::time::Duration::from_secs_f64(previous.elapsed_ms / 1000.0),
-        deadline: started + pipeline.timeout,
+        time_offset,
+        deadline: pipeline_deadline(started, pipeline.timeout, time_offset),
         secrets,
         masker,
         observer: opts.observer.clone(),
@@ -210,19 +235,29 @@ pub async fn run(
         databases,
         resumed: session,
         previous: previous.stages,
+        effects_gone,
         excluded,
     });
     let report = scheduler::execute(ctx.clone(), &plan, plugins, opts.jobs, interrupt).await;
     // Whatever happened, nothing the run started outlives it.
     processes.stop_all().await;
     let exit = match report.outcome {
+        // The run stopped because its records could not be written.
+        _ if ctx.recorder.failure().is_some() => Exit::Internal,
         RunOutcome::Passed => Exit::Success,
         RunOutcome::Inconclusive => Exit::Inconclusive,
-        RunOutcome::Cancelled => Exit::Interrupted,
+        RunOutcome::Interrupted => Exit::Interrupted,
+        RunOutcome::Running => Exit::Internal,
         RunOutcome::Failed if !load_failed.is_empty() => Exit::PluginLoad,
         RunOutcome::Failed => Exit::StageFailed,
     };
     Ok((report, exit, ctx.recorder.dir().to_path_buf()))
+}
+
+/// The pipeline deadline of a session: the pipeline's timeout bounds the
+/// whole run, so a resumed session has what the earlier ones left of it.
+fn pipeline_deadline(started: Instant, timeout: Duration, spent: Duration) -> Instant {
+    started + timeout.saturating_sub(spent)
 }
 
 /// `20261127T193301Z-1a2b`: sortable by time, unique enough per machine.
@@ -414,5 +449,29 @@ fn load_stage_plugin(runtime: &Runtime, stage: &pipeline::Stage) -> PluginSlot {
             PluginSlot::Loaded(Arc::new(loaded), load)
         }
         Err(e) => PluginSlot::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_session_gets_what_is_left_of_the_pipeline_deadline() {
+        let start = Instant::now();
+        let timeout = Duration::from_secs(60);
+        assert_eq!(
+            pipeline_deadline(start, timeout, Duration::ZERO),
+            start + timeout
+        );
+        assert_eq!(
+            pipeline_deadline(start, timeout, Duration::from_secs(45)),
+            start + Duration::from_secs(15)
+        );
+        // Spent more than the timeout: the deadline has passed already.
+        assert_eq!(
+            pipeline_deadline(start, timeout, Duration::from_secs(90)),
+            start
+        );
     }
 }

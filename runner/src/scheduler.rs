@@ -24,8 +24,9 @@ use crate::pipeline::{Capability, Digest, Pipeline, PluginRef, Stage};
 use crate::plan::Plan;
 use crate::records::{Event, Recorder};
 use crate::report::{
-    AttemptReport, Excluded, LoadReport, OutputReport, ResumeNote, RunOutcome, RunReport,
-    StageReport, StageStatus, decode, ms, neutralize, verdict_str,
+    AttemptReport, CheckReport, Excluded, InterruptCause, Interruption, LoadReport, OutputReport,
+    ResumeNote, RunOutcome, RunReport, StageReport, StageStatus, decode, ms, neutralize,
+    verdict_str,
 };
 use crate::sandbox::{Captured, SandboxSpec, StageIo};
 use crate::secrets::Masker;
@@ -57,6 +58,9 @@ pub struct RunContext {
     pub databases: Arc<DatabaseCatalog>,
     /// Stage reports of the run being resumed (empty for a fresh run).
     pub previous: BTreeMap<String, StageReport>,
+    /// Previously passed stages whose effects are gone, and why
+    /// ([`crate::resume::check_effects`]).
+    pub effects_gone: BTreeMap<String, String>,
     /// How many times this run has been resumed (0 for a fresh run).
     pub resumed: u32,
     /// Stages not in this run and why.
@@ -139,8 +143,22 @@ pub async fn execute(
     let mut reports: BTreeMap<String, StageReport> = BTreeMap::new();
     let mut running: JoinSet<StageReport> = JoinSet::new();
     let mut interrupted = *interrupt.soft.borrow();
+    // Set when the run records cannot be written (a full disk): nothing new
+    // starts, so nothing runs that the records would not show.
+    let mut records_failed: Option<String> = None;
+    // report.json exists from the start, saying the run is going.
+    ctx.recorder
+        .report(&in_progress(assemble(&ctx, plan, &reports, false, None)));
 
     loop {
+        if records_failed.is_none()
+            && let Some(what) = ctx.recorder.failure()
+        {
+            tracing::error!(
+                "the run records cannot be written ({what}): starting no further stages; the records written so far are intact"
+            );
+            records_failed = Some(what);
+        }
         // A stage task may notice the interrupt (and finish as cancelled)
         // before this loop's select does: read the flag itself each round.
         if !interrupted && *interrupt.soft.borrow() {
@@ -182,6 +200,11 @@ pub async fn execute(
                 Some((
                     StageStatus::Cancelled,
                     "the run was interrupted before it started".to_string(),
+                ))
+            } else if let Some(what) = &records_failed {
+                Some((
+                    StageStatus::Cancelled,
+                    format!("not started: the run records cannot be written ({what})"),
                 ))
             } else if let Some((need, status)) = blocked_by {
                 Some((
@@ -227,7 +250,13 @@ pub async fn execute(
                 }
                 _ => None,
             };
-            let (reused, note) = resume_decision(&ctx, stage, fingerprint.as_deref());
+            let (reused, note) = resume_decision(
+                &ctx,
+                stage,
+                &planned.needs,
+                &reports,
+                fingerprint.as_deref(),
+            );
             if let Some(report) = reused {
                 finish(
                     &ctx,
@@ -264,8 +293,13 @@ pub async fn execute(
                     Some(Ok(report)) => {
                         let name = plan.stage(&report.name).map(|s| s.name.as_str()).unwrap_or_default();
                         finish(&ctx, &mut slots, &mut reports, name, report);
-                        ctx.recorder
-                            .report_soon(|| assemble(&ctx, plan, &reports, interrupted));
+                        ctx.recorder.report_soon(|| in_progress(assemble(
+                            &ctx,
+                            plan,
+                            &reports,
+                            interrupted,
+                            records_failed.as_deref(),
+                        )));
                     }
                     // A stage task panicked: a bug in valero, not the plugin.
                     Some(Err(e)) => tracing::error!("internal error in a stage task: {e}"),
@@ -276,7 +310,7 @@ pub async fn execute(
             _ = interrupt.soft.changed(), if !interrupted => {}
         }
     }
-    let report = assemble(&ctx, plan, &reports, interrupted);
+    let report = assemble(&ctx, plan, &reports, interrupted, records_failed.as_deref());
     ctx.recorder.report(&report);
     ctx.recorder.event(&Event::RunFinished {
         outcome: report.outcome,
@@ -301,36 +335,34 @@ fn finish<'p>(
 }
 
 /// On a resumed run: the previous report to reuse, or a note saying why the
-/// stage runs again.
+/// stage runs again (see [`crate::resume`]).
 fn resume_decision(
     ctx: &RunContext,
     stage: &Stage,
+    needs: &[String],
+    reports: &BTreeMap<String, StageReport>,
     fingerprint: Option<&str>,
 ) -> (Option<StageReport>, Option<ResumeNote>) {
     if ctx.resumed == 0 {
         return (None, None);
     }
-    let Some(prev) = ctx.previous.get(&stage.name) else {
-        let why = "runs again: it never finished in the earlier session".to_string();
-        return (None, Some(ResumeNote { reused: false, why }));
-    };
-    let why = match prev.status {
-        StageStatus::Passed
-            if prev.fingerprint.as_deref() == fingerprint && fingerprint.is_some() =>
-        {
-            let mut report = prev.clone();
-            report.resume = Some(ResumeNote {
-                reused: true,
-                why: "passed earlier with the same plugin digest, config, grants and inputs".into(),
-            });
-            return (Some(report), None);
-        }
-        StageStatus::Passed => {
-            "runs again: its plugin, config, grants or inputs changed since it passed".to_string()
-        }
-        status => format!("runs again: it {} in the earlier session", describe(status)),
-    };
-    (None, Some(ResumeNote { reused: false, why }))
+    // A need that was not reused ran again (or did not run): what this
+    // stage did on top of it may be gone with it.
+    let need_ran = needs.iter().find(|n| {
+        reports
+            .get(n.as_str())
+            .and_then(|r| r.resume.as_ref())
+            .is_none_or(|r| !r.reused)
+    });
+    match crate::resume::decide(
+        ctx.previous.get(&stage.name),
+        fingerprint,
+        ctx.effects_gone.get(&stage.name).map(String::as_str),
+        need_ran.map(String::as_str),
+    ) {
+        Decision::Reuse(report) => (Some(*report), None),
+        Decision::Run(note) => (None, Some(note)),
+    }
 }
 
 /// What determines a stage's result, hashed.
@@ -355,14 +387,13 @@ fn fingerprint(
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
-fn describe(status: StageStatus) -> &'static str {
-    match status {
-        StageStatus::Passed => "passed",
-        StageStatus::Failed => "failed",
-        StageStatus::Inconclusive => "was inconclusive",
-        StageStatus::Skipped => "was skipped",
-        StageStatus::Cancelled => "was cancelled",
-    }
+use crate::resume::{Decision, describe};
+
+/// An intermediate report: the run is still going.
+fn in_progress(mut report: RunReport) -> RunReport {
+    report.outcome = RunOutcome::Running;
+    report.interruption = None;
+    report
 }
 
 /// The run report from the stage reports so far, in plan order.
@@ -371,6 +402,7 @@ fn assemble(
     plan: &Plan,
     reports: &BTreeMap<String, StageReport>,
     interrupted: bool,
+    records_failed: Option<&str>,
 ) -> RunReport {
     let stages: Vec<StageReport> = plan
         .stages
@@ -384,8 +416,9 @@ fn assemble(
             .count()
     };
     let outcome = if interrupted {
-        RunOutcome::Cancelled
-    } else if count(StageStatus::Failed) > 0
+        RunOutcome::Interrupted
+    } else if records_failed.is_some()
+        || count(StageStatus::Failed) > 0
         || count(StageStatus::Skipped) > 0
         || count(StageStatus::Cancelled) > 0
         || stages.len() < plan.stages.len()
@@ -406,6 +439,10 @@ fn assemble(
         duration_ms: ctx.now_ms() as u64,
         outcome,
         resumed: ctx.resumed,
+        interruption: interrupted.then(|| Interruption {
+            cause: InterruptCause::Signal,
+            last_event: ctx.recorder.last_event(),
+        }),
         stages,
         excluded: ctx.excluded.clone(),
     }
@@ -537,6 +574,7 @@ async fn run_stage(
             // Log lines were neutralised and masked as they arrived; this
             // releases those held back to mask a secret split across lines.
             (att.logs, att.logs_dropped) = c.logs.finish(&spec.io, &stage.name);
+            crate::effects::merge(&mut report.effects, c.effects.take());
         }
         att.stdout = output_report(&stdout);
         att.stderr = output_report(&stderr);

@@ -641,6 +641,18 @@ pub fn summary(report: &RunReport) -> String {
         report.target,
         human_duration(report.duration_ms as f64)
     );
+    if let Some(i) = &report.interruption {
+        let how = match i.cause {
+            crate::report::InterruptCause::Signal => "stopped by a signal",
+            crate::report::InterruptCause::Lost => {
+                "the runner stopped without finishing (killed, crashed or the machine was lost)"
+            }
+        };
+        out.push_str(&format!(
+            "  {how}; last event: {}\n  continue it with `valero run --resume {}`\n",
+            i.last_event, report.run_id
+        ));
+    }
     let width = report
         .stages
         .iter()
@@ -855,6 +867,7 @@ mod tests {
             duration_ms: 1650,
             outcome: RunOutcome::Failed,
             resumed: 1,
+            interruption: None,
             stages: vec![health, deploy, verify],
             excluded: vec![crate::report::Excluded {
                 stage: "smoke".into(),

@@ -329,6 +329,7 @@ pub(crate) mod tests {
             duration_ms: 1200,
             outcome: RunOutcome::Failed,
             resumed: 0,
+            interruption: None,
             stages: vec![build, deploy, notify, migrate],
             excluded: Vec::new(),
         }

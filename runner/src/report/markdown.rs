@@ -127,7 +127,8 @@ fn outcome_word(o: RunOutcome) -> &'static str {
         RunOutcome::Passed => "PASSED",
         RunOutcome::Failed => "FAILED",
         RunOutcome::Inconclusive => "INCONCLUSIVE",
-        RunOutcome::Cancelled => "CANCELLED",
+        RunOutcome::Interrupted => "INTERRUPTED",
+        RunOutcome::Running => "RUNNING",
     }
 }
 
@@ -291,7 +292,27 @@ mod tests {
 
         // Every status, outcome and log level, and a non-finite measurement.
         let mut r = sample();
-        r.outcome = RunOutcome::Cancelled;
+        r.outcome = RunOutcome::Interrupted;
+        r.interruption = Some(crate::report::Interruption {
+            cause: crate::report::InterruptCause::Lost,
+            last_event: "stage `deploy` started".into(),
+        });
+        r.stages[1].effects = vec![
+            crate::effects::Effect::Service { name: "web".into() }.into(),
+            crate::effects::Effect::Container {
+                project: "p".into(),
+                name: "p-web".into(),
+                id: "c0ffee".into(),
+                config_hash: Some("sha256:1".into()),
+            }
+            .into(),
+            crate::effects::Effect::Image {
+                project: "p".into(),
+                tag: "p/web:1".into(),
+                id: "sha256:2".into(),
+            }
+            .into(),
+        ];
         r.stages[0].status = StageStatus::Cancelled;
         r.stages[2].status = StageStatus::Inconclusive;
         r.stages[0].checks[0].measurements[0].value = None;
@@ -324,8 +345,8 @@ mod tests {
         assert!(!v.is_valid(&doc), "missing stage checks accepted");
 
         let mut doc = good.clone();
-        doc["schema_version"] = 2.into();
-        assert!(!v.is_valid(&doc), "schema_version 2 accepted");
+        doc["schema_version"] = 1.into();
+        assert!(!v.is_valid(&doc), "schema_version 1 accepted");
 
         let mut doc = good.clone();
         doc["stages"][1]["status"] = "Failed".into();

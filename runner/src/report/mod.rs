@@ -17,7 +17,7 @@ pub use neutralize::{neutralize, neutralize_json};
 
 /// Version of the JSON report schema (`schema_version`); bumped on any
 /// incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
@@ -33,6 +33,9 @@ pub struct RunReport {
     /// Set when the run was resumed (`valero run --resume`): how many times.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub resumed: u32,
+    /// Set when `outcome` is `interrupted`: how, and the last thing recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interruption: Option<Interruption>,
     pub stages: Vec<StageReport>,
     /// Stages of the pipeline that were not part of this run, and why
     /// (`when` excludes the target, `--only`, `--skip`).
@@ -56,7 +59,32 @@ pub enum RunOutcome {
     Passed,
     Failed,
     Inconclusive,
-    Cancelled,
+    /// Ended by a signal (Ctrl-C, SIGTERM), or the runner stopped without
+    /// finishing (killed, crashed, machine lost). Not a verdict on the
+    /// deployment: `valero run --resume` continues it.
+    // Schema 1 called a signalled run `cancelled`.
+    #[serde(alias = "cancelled")]
+    Interrupted,
+    /// Still going: the report is an intermediate one (run records only).
+    Running,
+}
+
+/// How a run was interrupted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interruption {
+    pub cause: InterruptCause,
+    /// The last event in the run's records (`stage `deploy` started`).
+    pub last_event: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterruptCause {
+    /// Ctrl-C or SIGTERM: the runner stopped the run and ran its `always` stages.
+    Signal,
+    /// The runner stopped without finishing its records: killed (SIGKILL),
+    /// crashed, or the machine was lost. Nothing ran after the last event.
+    Lost,
 }
 
 impl RunOutcome {
@@ -66,7 +94,8 @@ impl RunOutcome {
             RunOutcome::Passed => "passed",
             RunOutcome::Failed => "failed",
             RunOutcome::Inconclusive => "inconclusive",
-            RunOutcome::Cancelled => "cancelled",
+            RunOutcome::Interrupted => "interrupted",
+            RunOutcome::Running => "running",
         }
     }
 }
@@ -104,6 +133,7 @@ impl StageReport {
             continue_on_error: false,
             fingerprint: None,
             resume: None,
+            effects: Vec::new(),
             summary: String::new(),
             checks: Vec::new(),
             outputs: serde_json::Value::Null,
@@ -150,6 +180,11 @@ pub struct StageReport {
     /// On a resumed run: whether this stage's result was reused, or why it ran again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<ResumeNote>,
+    /// What the stage did through host capabilities that outlasts it
+    /// (services started, containers deployed, images built), each with its
+    /// lifetime: a resumed run re-runs a stage whose effects are gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<crate::effects::RecordedEffect>,
     pub summary: String,
     pub checks: Vec<CheckReport>,
     pub outputs: serde_json::Value,

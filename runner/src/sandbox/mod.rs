@@ -25,6 +25,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 pub use limiter::TotalMemoryLimiter;
 pub use output::{CappedPipe, Captured};
 
+use crate::effects::EffectLog;
 use crate::host::StageContext;
 use crate::host::capabilities::containers::{ContainerSession, LogSink};
 use crate::host::capabilities::databases::{DatabaseCatalog, DatabaseSession};
@@ -46,6 +47,8 @@ pub struct StoreState {
     pub databases: Option<DatabaseSession>,
     /// The stage's Docker access, when it is granted `containers`.
     pub containers: Option<ContainerSession>,
+    /// What the attempt did through its capabilities that outlasts it.
+    pub effects: EffectLog,
     pub started: Instant,
     pub limiter: TotalMemoryLimiter,
     wasi: WasiCtx,
@@ -68,6 +71,7 @@ pub struct Capture {
     pub stdout: CappedPipe,
     pub stderr: CappedPipe,
     pub logs: LogBuffer,
+    pub effects: EffectLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +110,7 @@ impl SandboxSpec<'_> {
             stdout: CappedPipe::new(output_cap),
             stderr: CappedPipe::new(output_cap),
             logs: LogBuffer::new(output_cap),
+            effects: EffectLog::default(),
         };
         let policy = Arc::new(net::NetPolicy::from_grants(self.grants));
 
@@ -147,7 +152,12 @@ impl SandboxSpec<'_> {
                 stage: context.stage.clone(),
                 started,
             };
-            ContainerSession::new(grant, self.base_dir.to_path_buf(), log)
+            ContainerSession::new(
+                grant,
+                self.base_dir.to_path_buf(),
+                log,
+                capture.effects.clone(),
+            )
         });
         let state = StoreState {
             logs: capture.logs.clone(),
@@ -158,6 +168,7 @@ impl SandboxSpec<'_> {
                 .clone()
                 .map(|c| DatabaseSession::new(c, self.grants.databases.clone())),
             containers,
+            effects: capture.effects.clone(),
             started,
             limiter: TotalMemoryLimiter::new(self.limits.memory),
             wasi: b.build(),

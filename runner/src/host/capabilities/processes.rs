@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
+use crate::effects::Effect;
 use crate::host::bindings::valero::stage::processes::{
     self, JobResult, Service, ServiceStatus as Status,
 };
@@ -341,7 +342,12 @@ impl processes::Host for StoreState {
         Ok(supervisor(self)?.jobs.keys().cloned().collect())
     }
     async fn start(&mut self, name: String) -> wasmtime::Result<Result<u32, String>> {
-        Ok(supervisor(self)?.clone().start(&name).await)
+        let started = supervisor(self)?.clone().start(&name).await;
+        if started.is_ok() {
+            // A service lives in the runner's process tree: it ends with the run.
+            self.effects.record(Effect::Service { name });
+        }
+        Ok(started)
     }
     async fn stop(&mut self, name: String) -> wasmtime::Result<Result<(), String>> {
         Ok(supervisor(self)?.clone().stop(&name).await)

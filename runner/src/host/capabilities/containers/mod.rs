@@ -9,6 +9,7 @@
 //! here on the host from granted directories ([`context`]).
 
 pub mod context;
+pub mod persistent;
 pub mod policy;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, FutureExt};
 
+use crate::effects::{Effect, EffectLog};
 use crate::host::bindings::valero::stage::containers::{
     self, ContainerInfo, ContainerSpec, ContainerState, HealthStatus, Removed, RestartPolicy,
 };
@@ -51,6 +53,8 @@ pub struct ContainerSession {
     base_dir: PathBuf,
     docker: Option<Docker>,
     log: LogSink,
+    /// Containers and images the stage leaves behind (persistent effects).
+    effects: EffectLog,
 }
 
 /// Build output goes to the stage log like the plugin's own lines.
@@ -96,13 +100,47 @@ fn not_found(e: &bollard::errors::Error) -> bool {
 }
 
 impl ContainerSession {
-    pub fn new(grant: ContainerGrant, base_dir: PathBuf, log: LogSink) -> Self {
+    pub fn new(grant: ContainerGrant, base_dir: PathBuf, log: LogSink, effects: EffectLog) -> Self {
         ContainerSession {
             grant,
             base_dir,
             docker: None,
             log,
+            effects,
         }
+    }
+
+    /// Records a container the stage created, started or looked at: a
+    /// resumed run reuses the stage only while it is still there, unchanged.
+    fn note_container(&self, c: &ContainerInspectResponse) {
+        let config_hash = c
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.as_ref())
+            .and_then(|l| l.get(policy::CONFIG_HASH_LABEL).cloned());
+        self.effects.record(Effect::Container {
+            project: self.project().to_string(),
+            name: c
+                .name
+                .as_deref()
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
+            id: c.id.clone().unwrap_or_default(),
+            config_hash,
+        });
+    }
+
+    /// The stage removed container `id` (or, with `None`, everything of the project).
+    fn forget(&self, id: Option<&str>) {
+        let project = self.project().to_string();
+        self.effects.forget(|e| match (e, id) {
+            (Effect::Container { id: c, .. }, Some(id)) => c == id,
+            (Effect::Container { project: p, .. } | Effect::Image { project: p, .. }, None) => {
+                *p == project
+            }
+            _ => false,
+        });
     }
 
     fn project(&self) -> &str {
@@ -289,15 +327,21 @@ impl ContainerSession {
                 id = img.id;
             }
         }
-        match id {
-            Some(id) => Ok(id),
+        let id = match id {
+            Some(id) => id,
             None => docker
                 .inspect_image(&tag)
                 .await
                 .map_err(|e| engine_error(&format!("inspecting {tag} after the build"), e))?
                 .id
-                .ok_or_else(|| format!("the engine built {tag} but reports no id")),
-        }
+                .ok_or_else(|| format!("the engine built {tag} but reports no id"))?,
+        };
+        self.effects.record(Effect::Image {
+            project: self.project().to_string(),
+            tag,
+            id: id.clone(),
+        });
+        Ok(id)
     }
 
     async fn image_id(&mut self, image: &str) -> R<String> {
@@ -464,16 +508,25 @@ impl ContainerSession {
             )
             .await
             .map_err(|e| engine_error(&format!("creating container `{full}`"), e))?;
+        self.effects.record(Effect::Container {
+            project: self.project().to_string(),
+            name: full,
+            id: created.id.clone(),
+            config_hash: Some(policy::config_hash(spec)),
+        });
         Ok(created.id)
     }
 
     async fn start(&mut self, name: &str) -> R<()> {
-        let id = self.container(name).await?.id.unwrap_or_default();
+        let container = self.container(name).await?;
+        let id = container.id.clone().unwrap_or_default();
         let docker = self.docker()?;
         docker
             .start_container(&id, None)
             .await
-            .map_err(|e| engine_error(&format!("starting container `{name}`"), e))
+            .map_err(|e| engine_error(&format!("starting container `{name}`"), e))?;
+        self.note_container(&container);
+        Ok(())
     }
 
     async fn stop(&mut self, name: &str, timeout_secs: u32) -> R<()> {
@@ -488,6 +541,7 @@ impl ContainerSession {
 
     async fn remove_container(&mut self, name: &str, force: bool) -> R<()> {
         let id = self.container(name).await?.id.unwrap_or_default();
+        self.forget(Some(&id));
         let docker = self.docker()?;
         docker
             .remove_container(
@@ -504,7 +558,9 @@ impl ContainerSession {
     }
 
     async fn inspect(&mut self, name: &str) -> R<ContainerInfo> {
-        Ok(info(self.container(name).await?))
+        let container = self.container(name).await?;
+        self.note_container(&container);
+        Ok(info(container))
     }
 
     async fn logs(&mut self, name: &str, tail: u32) -> R<String> {
@@ -555,6 +611,7 @@ impl ContainerSession {
     }
 
     async fn remove_project(&mut self, with_images: bool) -> R<Removed> {
+        self.forget(None);
         let docker = self.docker()?;
         let filters = self.project_filter();
         let mut removed = Removed {
