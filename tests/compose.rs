@@ -469,12 +469,11 @@ fn the_development_target_builds_deploys_verifies_and_leaves_nothing_behind() {
 /// still in place; a removed container makes `deploy` run again; and what a
 /// killed run left is reported by the next run and removed by `valero cleanup`.
 #[test]
+#[cfg_attr(
+    not(valero_test_docker),
+    ignore = "needs a Docker engine: set VALERO_TEST_DOCKER=1 (.ci/run does)"
+)]
 fn a_killed_run_reuses_running_containers_after_checking_them_and_redeploys_gone_ones() {
-    if !docker_enabled(
-        "a_killed_run_reuses_running_containers_after_checking_them_and_redeploys_gone_ones",
-    ) {
-        return;
-    }
     let p = project_name("resume");
     let _cleanup = Cleanup(vec![p.clone()]);
     let tk = common::plugin_lines("testkit");

@@ -24,9 +24,8 @@ use crate::pipeline::{Capability, Digest, Pipeline, PluginRef, Stage};
 use crate::plan::Plan;
 use crate::records::{Event, Recorder};
 use crate::report::{
-    AttemptReport, CheckReport, Excluded, InterruptCause, Interruption, LoadReport, OutputReport,
-    ResumeNote, RunOutcome, RunReport, StageReport, StageStatus, decode, ms, neutralize,
-    verdict_str,
+    AttemptReport, Excluded, InterruptCause, Interruption, LoadReport, OutputReport, ResumeNote,
+    RunOutcome, RunReport, StageReport, StageStatus, decode, ms, neutralize, verdict_str,
 };
 use crate::sandbox::{Captured, SandboxSpec, StageIo};
 use crate::secrets::Masker;

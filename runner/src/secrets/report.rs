@@ -71,7 +71,9 @@ impl Maskable for StageReport {
             checks,
             outputs,
             attempts,
+            effects,
         } = self;
+        effects.mask_with(m);
         name.mask_with(m);
         reason.mask_with(m);
         plugin.mask_with(m);
@@ -83,6 +85,33 @@ impl Maskable for StageReport {
         checks.mask_with(m);
         outputs.mask_with(m);
         attempts.mask_with(m);
+    }
+}
+
+/// Names and ids of what a stage left behind: the plugin chose the names, so
+/// they are masked like any plugin text.
+impl Maskable for crate::effects::RecordedEffect {
+    fn mask_with(&mut self, m: &Masker) {
+        use crate::effects::Effect;
+        match &mut self.effect {
+            Effect::Service { name } => name.mask_with(m),
+            Effect::Container {
+                project,
+                name,
+                id,
+                config_hash,
+            } => {
+                project.mask_with(m);
+                name.mask_with(m);
+                id.mask_with(m);
+                config_hash.mask_with(m);
+            }
+            Effect::Image { project, tag, id } => {
+                project.mask_with(m);
+                tag.mask_with(m);
+                id.mask_with(m);
+            }
+        }
     }
 }
 

@@ -27,7 +27,7 @@ use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::{Column, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
+use sqlx::{Column, ConnectOptions, Connection, Executor, Row, TypeInfo, ValueRef};
 
 use crate::host::bindings::valero::stage::databases::{self, ConnectionInfo, Engine};
 use crate::pipeline::{DatabaseScope, EnvValue, Target};
@@ -288,8 +288,8 @@ async fn open(url: &str) -> Result<(Conn, Engine), sqlx::Error> {
         // PostgreSQL 14+: the server itself ends a statement whose client is
         // gone (the runner exiting before it could cancel). Older servers
         // lack the setting; the cancel on drop still covers them.
-        let _ = sqlx::raw_sql("SET client_connection_check_interval = '1s'")
-            .execute(&mut conn)
+        let _ = (&mut conn)
+            .execute(sqlx::raw_sql("SET client_connection_check_interval = '1s'"))
             .await;
         let session = PgSession {
             conn,
@@ -318,8 +318,10 @@ impl PgSession {
     async fn query(&mut self, sql: &str) -> Result<String, QueryError> {
         statement::check_postgres(sql)?;
         self.busy = true;
-        sqlx::raw_sql("BEGIN READ ONLY")
-            .execute(&mut self.conn)
+        // Through the Executor's boxed futures: RawSql's own `async fn
+        // execute` is not `Send` for every lifetime, which a host call needs.
+        (&mut self.conn)
+            .execute(sqlx::raw_sql("BEGIN READ ONLY"))
             .await?;
         let rows = collect_postgres(&mut self.conn, sql).await;
         if let Err(QueryError::Limit(_)) = rows {
@@ -327,7 +329,7 @@ impl PgSession {
             return rows;
         }
         // Undo anything the statement changed in the session (set_config, …).
-        sqlx::raw_sql("ROLLBACK").execute(&mut self.conn).await?;
+        (&mut self.conn).execute(sqlx::raw_sql("ROLLBACK")).await?;
         self.busy = false;
         rows
     }
@@ -378,7 +380,7 @@ async fn cancel_backend(opts: PgConnectOptions, pid: i32) {
 /// The statement as the guest wrote it, never rewritten: the simple query
 /// protocol gives every value in its text form, typed here from the column.
 async fn collect_postgres(conn: &mut PgConnection, sql: &str) -> Result<String, QueryError> {
-    collect(sqlx::raw_sql(sql).fetch(conn), postgres_row).await
+    collect(conn.fetch(sqlx::raw_sql(sql)), postgres_row).await
 }
 
 /// Rows into JSON as they stream in, stopping at the first limit broken
