@@ -112,10 +112,12 @@ fn host_memory_for_http_fields_and_resources_stays_within_the_stage_limit_plus_t
     };
     let outcome = |name: &str| stage(&report, name)["attempts"][0]["outcome"].clone();
 
-    // A 100 kB header value is over the per-fields cap: refused by the host.
+    // A 100 kB header value is over the per-fields cap: refused by the host
+    // (wasi-http ends the call with "total size of fields exceeds limit").
     assert_eq!(stage(&report, "fields-100k")["status"], "failed");
     assert!(
-        reason("fields-100k").contains("refused fields number 1 "),
+        reason("fields-100k").contains("refused fields number 1 ")
+            || reason("fields-100k").contains("total size of fields exceeds limit"),
         "{}",
         reason("fields-100k")
     );
@@ -215,7 +217,9 @@ fn floods_of_host_calls_exits_and_traps_end_with_their_cause_first() {
     );
 
     // exit(0) is an exit, not a trap: no wasm frames, and it says what to do.
-    for (name, code) in [("exit-0", 0), ("exit-3", 3)] {
+    // WASI 0.2's `exit` carries only success or failure: std's exit(3)
+    // reaches the host as exit(1).
+    for (name, code) in [("exit-0", 0), ("exit-3", 1)] {
         assert_eq!(attempt(name)["outcome"], "exited", "{}", reason(name));
         assert!(
             first(name).contains(&format!(
