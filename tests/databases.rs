@@ -139,6 +139,8 @@ fn the_row_limit_holds_against_a_statement_that_closes_a_wrapper() {
 }
 
 /// `valero run` of `project`, with the peak RSS of the valero process (bytes).
+// The child is reaped by wait4 (which also reports its rusage), not by `wait`.
+#[allow(clippy::zombie_processes)]
 fn run_measured(project: &Project) -> (serde_json::Value, u64) {
     use std::process::Stdio;
     let child = project
