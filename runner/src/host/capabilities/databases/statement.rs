@@ -249,7 +249,9 @@ fn parse(
 
 fn parse_message(e: ParserError) -> String {
     match e {
-        ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => {
+            m.replace("found: EOF", "found: the end of the statement")
+        }
         ParserError::RecursionLimitExceeded => {
             "it is nested too deeply\n  help: flatten the expression or subqueries".into()
         }
@@ -383,6 +385,7 @@ mod tests {
             ("", "empty statement"),
             ("  ; -- nothing", "empty statement"),
             ("SELECT 'unterminated", "does not parse"),
+            ("SELECT 1 LIMIT", "found: the end of the statement"),
             ("SET default_transaction_read_only = off", "got `SET`"),
             ("COMMIT", "got `COMMIT`"),
             (
@@ -465,6 +468,10 @@ mod tests {
         // `$` continues an identifier in PostgreSQL: `a$$` is a name, not
         // the start of a dollar-quoted string.
         let e = refusal("SELECT 1 AS a$$, pg_terminate_backend(1) --$$");
+        assert!(e.contains("function `pg_terminate_backend`"), "{e}");
+        // Backslashes do not escape in standard strings (PostgreSQL's
+        // standard_conforming_strings, on since 9.1): the string ends at `\'`.
+        let e = refusal(r"SELECT '\', pg_terminate_backend(1) --'");
         assert!(e.contains("function `pg_terminate_backend`"), "{e}");
         let e = refusal("SELECT $q$ x $q$, pg_catalog . pg_cancel_backend /* c */ (1)");
         assert!(e.contains("function `pg_cancel_backend`"), "{e}");
