@@ -23,11 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde_json::{Map, Value};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteRow};
-use sqlx::{Column, ConnectOptions, Connection, Executor, Row, TypeInfo, ValueRef};
+use sqlx::{Column, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
 
 use crate::host::bindings::valero::stage::databases::{self, ConnectionInfo, Engine};
 use crate::pipeline::{DatabaseScope, EnvValue, Target};
@@ -199,11 +200,7 @@ impl DatabaseSession {
             Ok(Ok(c)) => c,
         };
         let version = match &mut conn {
-            Conn::Postgres(pg) => {
-                sqlx::query_scalar::<_, String>("SHOW server_version")
-                    .fetch_one(&mut pg.conn)
-                    .await
-            }
+            Conn::Postgres(pg) => pg_scalar::<String>(&mut pg.conn, "SHOW server_version").await,
             Conn::Sqlite(c) => {
                 sqlx::query_scalar::<_, String>("SELECT sqlite_version()")
                     .fetch_one(c)
@@ -282,15 +279,11 @@ async fn open(url: &str) -> Result<(Conn, Engine), sqlx::Error> {
             ])
             .disable_statement_logging();
         let mut conn = opts.connect().await?;
-        let pid = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
-            .fetch_one(&mut conn)
-            .await?;
+        let pid = pg_scalar::<i32>(&mut conn, "SELECT pg_backend_pid()").await?;
         // PostgreSQL 14+: the server itself ends a statement whose client is
         // gone (the runner exiting before it could cancel). Older servers
         // lack the setting; the cancel on drop still covers them.
-        let _ = (&mut conn)
-            .execute(sqlx::raw_sql("SET client_connection_check_interval = '1s'"))
-            .await;
+        let _ = pg_execute(&mut conn, "SET client_connection_check_interval = '1s'").await;
         let session = PgSession {
             conn,
             pid,
@@ -318,18 +311,14 @@ impl PgSession {
     async fn query(&mut self, sql: &str) -> Result<String, QueryError> {
         statement::check_postgres(sql)?;
         self.busy = true;
-        // Through the Executor's boxed futures: RawSql's own `async fn
-        // execute` is not `Send` for every lifetime, which a host call needs.
-        (&mut self.conn)
-            .execute(sqlx::raw_sql("BEGIN READ ONLY"))
-            .await?;
+        pg_execute(&mut self.conn, "BEGIN READ ONLY").await?;
         let rows = collect_postgres(&mut self.conn, sql).await;
         if let Err(QueryError::Limit(_)) = rows {
             // Still busy: the caller drops the connection, which cancels.
             return rows;
         }
         // Undo anything the statement changed in the session (set_config, …).
-        (&mut self.conn).execute(sqlx::raw_sql("ROLLBACK")).await?;
+        pg_execute(&mut self.conn, "ROLLBACK").await?;
         self.busy = false;
         rows
     }
@@ -379,8 +368,36 @@ async fn cancel_backend(opts: PgConnectOptions, pid: i32) {
 
 /// The statement as the guest wrote it, never rewritten: the simple query
 /// protocol gives every value in its text form, typed here from the column.
-async fn collect_postgres(conn: &mut PgConnection, sql: &str) -> Result<String, QueryError> {
-    collect(conn.fetch(sqlx::raw_sql(sql)), postgres_row).await
+fn collect_postgres<'a>(
+    conn: &'a mut PgConnection,
+    sql: &'a str,
+) -> BoxFuture<'a, Result<String, QueryError>> {
+    Box::pin(collect(sqlx::raw_sql(sql).fetch(conn), postgres_row))
+}
+
+// The PostgreSQL calls are boxed as `Send` futures where their lifetimes are
+// concrete: proven `Send` later, inside the bindings' futures, sqlx's
+// `Executor<'c>` for `&'c mut PgConnection` is "not general enough" (a rustc
+// limit with higher-ranked lifetimes, seen with the whole workspace's sqlx
+// features).
+
+fn pg_execute<'a>(
+    conn: &'a mut PgConnection,
+    sql: &'static str,
+) -> BoxFuture<'a, Result<sqlx::postgres::PgQueryResult, sqlx::Error>> {
+    // `Executor::execute` (a boxed future already), not `RawSql::execute`,
+    // whose `async fn` future rustc cannot prove `Send` for every lifetime.
+    sqlx::Executor::execute(conn, sqlx::raw_sql(sql))
+}
+
+fn pg_scalar<'a, T>(
+    conn: &'a mut PgConnection,
+    sql: &'static str,
+) -> BoxFuture<'a, Result<T, sqlx::Error>>
+where
+    T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + 'a,
+{
+    Box::pin(sqlx::query_scalar::<_, T>(sql).fetch_one(conn))
 }
 
 /// Rows into JSON as they stream in, stopping at the first limit broken

@@ -1,19 +1,25 @@
-//! Whether a guest's statement is one read-only query, decided by the
-//! database's own parser rather than by reading the text here: PostgreSQL's
-//! grammar (libpg_query, through `pg_query`) and SQLite's `prepare` with
-//! `sqlite3_stmt_readonly`.
+//! Whether a guest's statement is one read-only query. PostgreSQL
+//! statements are read with `sqlparser` (PostgreSQL dialect: `E'…'` escape
+//! strings, nested comments, dollar quotes); SQLite decides its own with
+//! `prepare` and `sqlite3_stmt_readonly`.
 //!
-//! PostgreSQL rule: exactly one statement, a `SELECT` (which is also what
-//! `WITH`, `VALUES` and `TABLE` parse to) with no data-modifying `WITH`
-//! part, no `INTO` and no `FOR UPDATE`/`FOR SHARE`, calling none of the
-//! functions in [`DENIED_FUNCTIONS`] anywhere (by name in any schema, also in
-//! attribute notation `x.f`). Functions defined in the database run their own
-//! bodies unchecked: that is the database owner's code, and it still runs in
-//! the read-only transaction.
+//! PostgreSQL rule: exactly one statement, a query (`SELECT`, `WITH`,
+//! `VALUES`, `TABLE`) with no data-modifying `WITH` part, no `INTO` and no
+//! `FOR UPDATE`/`FOR SHARE`, calling none of the functions in
+//! [`DENIED_FUNCTIONS`] anywhere (by name in any schema, also in attribute
+//! notation `x.f`). What the parser cannot read is refused. Functions defined
+//! in the database run their own bodies unchecked: that is the database
+//! owner's code, and it still runs in the read-only transaction (the second
+//! layer, which also covers any place where this reading and the server's
+//! disagree).
 
 use std::ffi::{CStr, CString};
+use std::ops::ControlFlow;
 
-use serde_json::Value;
+use sqlparser::ast::{Query, Select, Statement, Visit, Visitor};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 use sqlx::sqlite::SqliteConnection;
 
 /// Why the host refuses a statement (shown to the guest).
@@ -33,6 +39,10 @@ pub enum Refusal {
         "function `{name}` is not allowed: {why}\n  help: the host refuses administrative and side-effecting functions in checks"
     )]
     DeniedFunction { name: String, why: &'static str },
+    #[error(
+        "a Unicode-escaped identifier (U&\"…\") is not allowed\n  help: write the name plainly, e.g. \"name\" or name"
+    )]
+    UnicodeIdentifier,
     #[error("SQLite reports that this statement is not read-only")]
     SqliteWrites,
     #[error("the statement returns no rows (SQLite: `{0}`); only queries are allowed")]
@@ -124,102 +134,136 @@ pub fn denied_function(name: &str) -> Option<&'static str> {
     })
 }
 
-/// Checks a PostgreSQL statement with PostgreSQL's parser.
+/// Checks a PostgreSQL statement.
 pub fn check_postgres(sql: &str) -> Result<(), Refusal> {
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
-        .map_err(|e| Refusal::Syntax(parse_message(e)))?;
-    let stmts = &parsed.protobuf.stmts;
-    match stmts.len() {
-        0 => return Err(Refusal::Empty),
-        1 => {}
-        n => return Err(Refusal::Several(n)),
+    let dialect = PostgreSqlDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| Refusal::Syntax(e.to_string()))?;
+    let code: Vec<&Token> = tokens
+        .iter()
+        .map(|t| &t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    check_calls(&code, &tokens)?;
+    let first = first_keyword(&code);
+    let statements =
+        parse(tokens, first == "TABLE").map_err(|e| Refusal::Syntax(parse_message(e)))?;
+    let query = match statements.as_slice() {
+        [] => return Err(Refusal::Empty),
+        [Statement::Query(query)] => query,
+        [_] => return Err(Refusal::NotARead(first)),
+        several => return Err(Refusal::Several(several.len())),
+    };
+    // Every query, SELECT and statement nested anywhere in the tree (CTEs,
+    // subqueries, set operations) passes through the visitor.
+    match query.visit(&mut Writes) {
+        ControlFlow::Break(refusal) => Err(refusal),
+        ControlFlow::Continue(()) => Ok(()),
     }
-    let kind = stmts[0]
-        .stmt
-        .as_ref()
-        .and_then(|n| n.node.as_ref())
-        .map(|n| matches!(n, pg_query::NodeEnum::SelectStmt(_)));
-    if kind != Some(true) {
-        return Err(Refusal::NotARead(first_keyword(sql)));
-    }
-    // The whole tree, generically: every node kind is seen, whatever a
-    // walker written against a list of kinds would miss.
-    let tree = serde_json::to_value(&parsed.protobuf)
-        .map_err(|e| Refusal::Syntax(format!("the parse tree cannot be read: {e}")))?;
-    walk(&tree)
 }
 
-fn parse_message(e: pg_query::Error) -> String {
+/// Refuses calls of denied functions, on the tokens rather than the tree so
+/// that no AST node kind can hide one: PostgreSQL calls a function by name
+/// only as `name (` (any schema, quoted or not, in any clause) or in
+/// attribute notation `x.name`, and whitespace and comments between the
+/// tokens are already dropped from `code`.
+fn check_calls(code: &[&Token], tokens: &[TokenWithSpan]) -> Result<(), Refusal> {
+    for (i, token) in code.iter().enumerate() {
+        let Token::Word(word) = token else { continue };
+        let called = matches!(code.get(i + 1), Some(Token::LParen));
+        let attribute = i > 0 && matches!(code[i - 1], Token::Period);
+        if let Some(why) = denied_function(&word.value).filter(|_| called || attribute) {
+            return Err(Refusal::DeniedFunction {
+                name: word.value.to_ascii_lowercase(),
+                why,
+            });
+        }
+    }
+    // PostgreSQL decodes U&"d\0061ta" to an identifier; the tokenizer here
+    // reads a word `U`, `&` and a quoted word it does not decode, so a
+    // denied name could hide in the escapes.
+    let unicode_identifier = tokens.windows(3).any(|w| {
+        matches!(&w[0].token, Token::Word(u) if u.quote_style.is_none() && u.value.eq_ignore_ascii_case("u"))
+            && w[1].token == Token::Ampersand
+            && matches!(&w[2].token, Token::Word(q) if q.quote_style == Some('"'))
+            && w[0].span.end == w[1].span.start
+            && w[1].span.end == w[2].span.start
+    });
+    if unicode_identifier {
+        return Err(Refusal::UnicodeIdentifier);
+    }
+    Ok(())
+}
+
+/// Finds what would write inside a query.
+struct Writes;
+
+impl Visitor for Writes {
+    type Break = Refusal;
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Refusal> {
+        if query.locks.is_empty() {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(Refusal::WritesInside("FOR UPDATE/SHARE (row locks)"))
+        }
+    }
+
+    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<Refusal> {
+        match select.into {
+            None => ControlFlow::Continue(()),
+            Some(_) => ControlFlow::Break(Refusal::WritesInside("SELECT … INTO (a new table)")),
+        }
+    }
+
+    /// Only nested statements reach here (the visit starts at the query):
+    /// data-modifying `WITH` parts and anything else that is not a query.
+    fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<Refusal> {
+        ControlFlow::Break(Refusal::WritesInside(match statement {
+            Statement::Insert { .. } => "INSERT",
+            Statement::Update { .. } => "UPDATE",
+            Statement::Delete { .. } => "DELETE",
+            Statement::Merge { .. } => "MERGE",
+            _ => "a statement that is not a query",
+        }))
+    }
+}
+
+/// The statements in `tokens`. sqlparser reads PostgreSQL's `TABLE name`
+/// as a query only inside one (`… UNION TABLE t`, `(TABLE t)`), so a
+/// statement that starts with it is read as a query first.
+fn parse(
+    tokens: Vec<TokenWithSpan>,
+    starts_with_table: bool,
+) -> Result<Vec<Statement>, ParserError> {
+    let dialect = PostgreSqlDialect {};
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let mut statements = Vec::new();
+    if starts_with_table {
+        statements.push(Statement::Query(parser.parse_query()?));
+    }
+    statements.extend(parser.parse_statements()?);
+    Ok(statements)
+}
+
+fn parse_message(e: ParserError) -> String {
     match e {
-        pg_query::Error::Parse(m) => m,
-        other => other.to_string(),
+        ParserError::TokenizerError(m) | ParserError::ParserError(m) => {
+            m.replace("found: EOF", "found: the end of the statement")
+        }
+        ParserError::RecursionLimitExceeded => {
+            "it is nested too deeply\n  help: flatten the expression or subqueries".into()
+        }
     }
 }
 
 /// The statement's first word (after comments), for the refusal message.
-fn first_keyword(sql: &str) -> String {
-    use pg_query::protobuf::Token;
-    let comment = |t: &&pg_query::protobuf::ScanToken| {
-        t.token == Token::SqlComment as i32 || t.token == Token::CComment as i32
-    };
-    pg_query::scan(sql)
-        .ok()
-        .and_then(|s| s.tokens.iter().find(|t| !comment(t)).cloned())
-        .and_then(|t| sql.get(t.start as usize..t.end as usize).map(str::to_owned))
-        .unwrap_or_default()
-        .to_ascii_uppercase()
-}
-
-fn walk(node: &Value) -> Result<(), Refusal> {
-    match node {
-        Value::Object(fields) => {
-            for (key, child) in fields {
-                check_node(key, child)?;
-                walk(child)?;
-            }
-            Ok(())
-        }
-        Value::Array(items) => items.iter().try_for_each(walk),
-        _ => Ok(()),
-    }
-}
-
-/// One node of the parse tree (`key` is its kind).
-fn check_node(key: &str, node: &Value) -> Result<(), Refusal> {
-    match key {
-        "InsertStmt" => Err(Refusal::WritesInside("INSERT")),
-        "UpdateStmt" => Err(Refusal::WritesInside("UPDATE")),
-        "DeleteStmt" => Err(Refusal::WritesInside("DELETE")),
-        "MergeStmt" => Err(Refusal::WritesInside("MERGE")),
-        "SelectStmt" if !node["into_clause"].is_null() => {
-            Err(Refusal::WritesInside("SELECT … INTO (a new table)"))
-        }
-        "SelectStmt"
-            if node["locking_clause"]
-                .as_array()
-                .is_some_and(|l| !l.is_empty()) =>
-        {
-            Err(Refusal::WritesInside("FOR UPDATE/SHARE (row locks)"))
-        }
-        "FuncCall" => denied_name(&node["funcname"]),
-        // `x.f` is `f(x)` for a composite x.
-        "ColumnRef" => denied_name(&node["fields"]),
-        _ => Ok(()),
-    }
-}
-
-/// A qualified name (a list of `String` nodes): refused if its last part is denied.
-fn denied_name(parts: &Value) -> Result<(), Refusal> {
-    let last = parts
-        .as_array()
-        .and_then(|p| p.last())
-        .and_then(|n| n["node"]["String"]["sval"].as_str());
-    match last.and_then(|name| denied_function(name).map(|why| (name, why))) {
-        Some((name, why)) => Err(Refusal::DeniedFunction {
-            name: name.to_string(),
-            why,
-        }),
-        None => Ok(()),
+fn first_keyword(code: &[&Token]) -> String {
+    match code.first() {
+        Some(Token::Word(word)) => word.value.to_ascii_uppercase(),
+        Some(other) => other.to_string(),
+        None => String::new(),
     }
 }
 
@@ -317,6 +361,7 @@ mod tests {
             "/* c */ WITH a AS (SELECT 1) SELECT * FROM a",
             "VALUES (1)",
             "TABLE pg_class",
+            "table pg_class ORDER BY oid LIMIT 1;",
             "(SELECT 1)",
             "SELECT count(*) FROM pg_stat_activity WHERE usename = current_user",
             "SELECT pg_sleep(0.1), now(), version(), current_setting('max_connections')",
@@ -340,6 +385,7 @@ mod tests {
             ("", "empty statement"),
             ("  ; -- nothing", "empty statement"),
             ("SELECT 'unterminated", "does not parse"),
+            ("SELECT 1 LIMIT", "found: the end of the statement"),
             ("SET default_transaction_read_only = off", "got `SET`"),
             ("COMMIT", "got `COMMIT`"),
             (
@@ -349,6 +395,7 @@ mod tests {
             ("SELECT * INTO copy FROM t", "INTO"),
             ("SELECT * FROM t FOR UPDATE", "FOR UPDATE"),
             ("COPY t TO STDOUT", "got `COPY`"),
+            ("TABLE t; DELETE FROM t", "one statement per query, got 2"),
         ] {
             let e = refusal(sql);
             assert!(e.contains(want), "{sql}: {e}");
@@ -412,6 +459,51 @@ mod tests {
         assert!(e.contains("one statement per query, got 2"), "{e}");
         assert!(check_postgres("SELECT 1 /* a /* b */ ; DELETE FROM t; */").is_ok());
         assert!(check_postgres(r"SELECT E'it\'s' AS s").is_ok());
+    }
+
+    /// Where this tokenizer and PostgreSQL's could disagree about which
+    /// words are code.
+    #[test]
+    fn denied_calls_cannot_hide_from_the_tokenizer() {
+        // `$` continues an identifier in PostgreSQL: `a$$` is a name, not
+        // the start of a dollar-quoted string.
+        let e = refusal("SELECT 1 AS a$$, pg_terminate_backend(1) --$$");
+        assert!(e.contains("function `pg_terminate_backend`"), "{e}");
+        // Backslashes do not escape in standard strings (PostgreSQL's
+        // standard_conforming_strings, on since 9.1): the string ends at `\'`.
+        let e = refusal(r"SELECT '\', pg_terminate_backend(1) --'");
+        assert!(e.contains("function `pg_terminate_backend`"), "{e}");
+        let e = refusal("SELECT $q$ x $q$, pg_catalog . pg_cancel_backend /* c */ (1)");
+        assert!(e.contains("function `pg_cancel_backend`"), "{e}");
+        // PostgreSQL decodes Unicode escapes in identifiers.
+        let e = refusal(r#"SELECT U&"pg\0074erminate_backend"(1)"#);
+        assert!(e.contains("Unicode-escaped identifier"), "{e}");
+        let e = refusal(r#"SELECT u&"pg!0074erminate_backend"(1) UESCAPE '!'"#);
+        assert!(e.contains("Unicode-escaped identifier"), "{e}");
+        // Controls: Unicode strings, dollar quotes and a column that is only
+        // named like a denied function are reads.
+        for sql in [
+            r"SELECT U&'d\0061t\+000061' AS s",
+            "SELECT $$pg_terminate_backend(1)$$ AS s",
+            "SELECT 'x' AS nextval",
+            "SELECT u & 1 FROM (SELECT 3 AS u) AS t",
+        ] {
+            assert!(
+                check_postgres(sql).is_ok(),
+                "{sql}: {:?}",
+                check_postgres(sql)
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        let depth = 100_000;
+        let sql = format!("SELECT {}1{}", "(".repeat(depth), ")".repeat(depth));
+        let e = refusal(&sql);
+        assert!(e.contains("does not parse"), "{e}");
+        let sql = format!("SELECT {}1{}", "(".repeat(20), ")".repeat(20));
+        assert!(check_postgres(&sql).is_ok());
     }
 
     #[test]
