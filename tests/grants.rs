@@ -173,9 +173,8 @@ fn links_do_not_carry_grants_outside_the_granted_tree() {
     let stages: Vec<(&str, String)> = vec![
         (
             "plant",
-            format!(
-                "with = {{ behavior = \"symlink\", dir = \"rw\", target = \"../../../../../../../../../etc\", link = \"sub\" }}\ngrants = {{ fs = {{ write = [\"rw\"] }} }}"
-            ),
+            "with = { behavior = \"symlink\", dir = \"rw\", target = \"../../../../../../../../../etc\", link = \"sub\" }\ngrants = { fs = { write = [\"rw\"] } }"
+                .to_string(),
         ),
         (
             "plant-out",

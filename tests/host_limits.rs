@@ -13,6 +13,8 @@ use valero::sandbox::host_limits::{HOST_RESOURCE_BYTES, MAX_TABLE_ENTRIES};
 /// Runs `valero run --jobs 1` in `project` and returns (exit code, report,
 /// stderr, peak RSS of the runner in bytes), the RSS from the kernel's
 /// accounting of that one child process.
+// The child is reaped by wait4 (which also reports its rusage), not by wait().
+#[allow(clippy::zombie_processes)]
 fn run_measured(project: &Project) -> (i32, serde_json::Value, String, u64) {
     let errors = project.path().join("stderr.txt");
     let child = project

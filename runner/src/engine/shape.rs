@@ -53,10 +53,8 @@ impl Shape {
         let mut depth = 0usize;
         for payload in Parser::new(0).parse_all(bytes) {
             match payload.map_err(malformed)? {
-                Payload::Version { encoding, .. } if depth == 0 => {
-                    if encoding == Encoding::Module {
-                        return Err(ShapeError::CoreModule);
-                    }
+                Payload::Version { encoding, .. } if depth == 0 && encoding == Encoding::Module => {
+                    return Err(ShapeError::CoreModule);
                 }
                 Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
                 Payload::End(_) => depth = depth.saturating_sub(1),
