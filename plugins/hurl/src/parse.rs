@@ -1037,7 +1037,7 @@ impl Lex<'_> {
                 };
                 let t = self.quoted_arg("jsonpath")?;
                 if !t.parts.iter().any(|p| matches!(p, Part::Expr { .. }))
-                    && let Err(e) = serde_json_path::JsonPath::parse(&t.source())
+                    && let Err(e) = crate::run::compile_jsonpath(&t.source())
                 {
                     return self.p.err(
                         self.lno,

@@ -661,3 +661,15 @@ fn the_checked_in_suites_parse() {
         }
     }
 }
+
+/// Found by fuzzing (fuzz/regressions/jsonpath): serde_json_path panics on a
+/// `\u` escape cut short at the end of the text; the guard refuses it first.
+#[test]
+fn a_cut_short_unicode_escape_in_jsonpath_is_an_error_not_a_panic() {
+    let err = run::compile_jsonpath("$['a \\u").unwrap_err();
+    assert!(err.contains("four hex digits"), "{err}");
+    assert!(run::compile_jsonpath("$['a \\u12").is_err());
+    // Complete escapes, and an escaped backslash before a `u`, still parse.
+    assert!(run::compile_jsonpath("$['\\u0041']").is_ok());
+    assert!(run::compile_jsonpath("$['a\\\\u']").is_ok());
+}
