@@ -517,7 +517,7 @@ fn a_killed_run_resumes_without_rerunning_passed_stages() {
     let p = format!(
         "{}[stages.build]\n{tk}with = {{ behavior = \"pass\", outputs = {{ image = \"fibu:1.0.5\" }} }}\n\
          [stages.lint]\n{tk}with = {{ behavior = \"pass\" }}\n\
-         [stages.deploy]\n{tk}needs = [\"build\"]\nwith = {{ behavior = \"sleep\", ms = 3000 }}\n\
+         [stages.deploy]\n{tk}needs = [\"build\"]\nwith = {{ behavior = \"sleep\", ms = 5000 }}\n\
          [stages.verify]\n{tk}needs = [\"deploy\"]\nwith = {{ behavior = \"pass\", read_inputs = [\"deploy\"] }}\n",
         header("resume")
     );
@@ -539,10 +539,19 @@ fn a_killed_run_resumes_without_rerunning_passed_stages() {
         let events = run_dir()
             .and_then(|d| std::fs::read_to_string(d.join("events.jsonl")).ok())
             .unwrap_or_default();
-        if events.contains("\"stage_started\",\"stage\":\"deploy\"") {
+        // `lint` runs beside `build` → `deploy`; on a loaded machine it can
+        // still be running when `deploy` starts, so wait for both.
+        let lint_finished = events.lines().any(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .is_ok_and(|e| e["event"] == "stage_finished" && e["stage"]["name"] == "lint")
+        });
+        if lint_finished && events.contains("\"stage_started\",\"stage\":\"deploy\"") {
             break;
         }
-        assert!(Instant::now() < deadline, "deploy never started");
+        assert!(
+            Instant::now() < deadline,
+            "deploy never started while lint had finished"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL
