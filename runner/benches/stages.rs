@@ -260,8 +260,8 @@ async fn attempt(runtime: &Runtime, plugin: &LoadedPlugin, grants: &Grants, with
         .await
         .expect("sandbox");
     match outcome {
-        valero::engine::AttemptOutcome::Returned(r) if r.verdict == valero::host::Verdict::Pass => {
-        }
+        valero::engine::AttemptOutcome::Returned(r)
+            if r.verdict == valero::report::Verdict::Pass => {}
         other => panic!("stage did not pass: {other:?}"),
     }
 }

@@ -3,7 +3,7 @@
 //! must be cheap and must not block. All text passed here is already
 //! neutralised (no control sequences) and secret-masked.
 
-use crate::host::LogLevel;
+use crate::report::LogLevel;
 use crate::report::{RunReport, StageReport};
 
 pub trait Observer: Send + Sync {

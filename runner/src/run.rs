@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{LoadSource, Runtime};
+use crate::engine::Runtime;
 use crate::exit::Exit;
 use crate::host::capabilities::databases::DatabaseCatalog;
 use crate::host::capabilities::processes::Supervisor;
@@ -439,10 +439,7 @@ fn load_stage_plugin(runtime: &Runtime, stage: &pipeline::Stage) -> PluginSlot {
     match runtime.load(&stage.name, &bytes, pinned.as_ref(), &caps) {
         Ok(loaded) => {
             let load = LoadReport {
-                source: match loaded.source {
-                    LoadSource::Cache => "cache".into(),
-                    LoadSource::Compiled => "compiled".into(),
-                },
+                source: loaded.source,
                 ms: ms(loaded.load_time),
             };
             tracing::debug!(stage = %stage.name, source = %load.source, ms = load.ms, "plugin loaded");

@@ -16,16 +16,16 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::engine::{AttemptOutcome, LoadedPlugin, Runtime};
+use crate::host::StageContext;
 use crate::host::capabilities::databases::DatabaseCatalog;
 use crate::host::capabilities::processes::Supervisor;
-use crate::host::{StageContext, Verdict};
 use crate::observer::Observer;
 use crate::pipeline::{Capability, Digest, Pipeline, PluginRef, Stage};
 use crate::plan::Plan;
 use crate::records::{Event, Recorder};
 use crate::report::{
-    AttemptReport, Excluded, InterruptCause, Interruption, LoadReport, OutputReport, ResumeNote,
-    RunOutcome, RunReport, StageReport, StageStatus, decode, ms, neutralize, verdict_str,
+    AttemptEnd, AttemptReport, Excluded, InterruptCause, Interruption, LoadReport, OutputReport,
+    ResumeNote, RunOutcome, RunReport, StageReport, StageStatus, Verdict, decode, ms, neutralize,
 };
 use crate::sandbox::{Captured, SandboxSpec, StageIo};
 use crate::secrets::Masker;
@@ -587,7 +587,7 @@ async fn run_stage(
                 tracing::warn!(stage = %stage.name, "{stream} over the output limit: {} bytes dropped", out.dropped);
             }
         }
-        let cancelled = att.outcome == "cancelled";
+        let cancelled = att.outcome == AttemptEnd::Cancelled;
         report.attempts.push(att);
         report.status = status;
 
@@ -655,14 +655,14 @@ fn attempt_report(
     let mut verdict = None;
     let (kind, message, status) = match ended {
         Ended::Cancelled => (
-            "cancelled",
+            AttemptEnd::Cancelled,
             "the run was interrupted".to_string(),
             StageStatus::Cancelled,
         ),
-        Ended::Sandbox(message) => ("sandbox_error", message, StageStatus::Failed),
+        Ended::Sandbox(message) => (AttemptEnd::SandboxError, message, StageStatus::Failed),
         Ended::Ran(AttemptOutcome::Returned(r)) => {
             let r = decode::decode(r);
-            verdict = Some(verdict_str(r.verdict).to_string());
+            verdict = Some(r.verdict);
             stage.summary = r.summary;
             stage.checks = r.checks;
             stage.outputs = r.outputs;
@@ -673,17 +673,17 @@ fn attempt_report(
             };
             // The first check that did not pass says why better than the summary alone.
             let mut message = stage.summary.clone();
-            if let Some(c) = stage.checks.iter().find(|c| c.verdict != "pass") {
+            if let Some(c) = stage.checks.iter().find(|c| c.verdict != Verdict::Pass) {
                 message = format!("{message}: check `{}` {}: {}", c.name, c.verdict, c.message);
             }
             match r.problem {
-                None => ("returned", message, status),
+                None => (AttemptEnd::Returned, message, status),
                 // Over a host cap, or outputs that are not JSON.
-                Some(problem) => ("returned", problem, StageStatus::Failed),
+                Some(problem) => (AttemptEnd::Returned, problem, StageStatus::Failed),
             }
         }
         Ended::Ran(AttemptOutcome::TimedOut { timeout }) => (
-            "timed_out",
+            AttemptEnd::TimedOut,
             format!(
                 "timed out after {} (stage timeout or pipeline deadline)",
                 humantime::format_duration(timeout)
@@ -691,7 +691,7 @@ fn attempt_report(
             StageStatus::Failed,
         ),
         Ended::Ran(AttemptOutcome::MemoryLimit { requested, message }) => (
-            "memory_limit",
+            AttemptEnd::MemoryLimit,
             format!(
                 "memory limit reached: the plugin asked for {requested} bytes in total; raise [stages.{}.limits] memory if this is expected\n{}",
                 stage.name,
@@ -699,18 +699,20 @@ fn attempt_report(
             ),
             StageStatus::Failed,
         ),
-        Ended::Ran(AttemptOutcome::ResourceLimit { message }) => {
-            ("resource_limit", neutralize(&message), StageStatus::Failed)
-        }
+        Ended::Ran(AttemptOutcome::ResourceLimit { message }) => (
+            AttemptEnd::ResourceLimit,
+            neutralize(&message),
+            StageStatus::Failed,
+        ),
         Ended::Ran(AttemptOutcome::Exited { code }) => (
-            "exited",
+            AttemptEnd::Exited,
             format!(
                 "the plugin called exit({code}) instead of returning a report, so the stage has no verdict\n  help: return the report from `run` (valero_sdk::Plugin) rather than exiting the process"
             ),
             StageStatus::Failed,
         ),
         Ended::Ran(AttemptOutcome::Trapped { message }) => (
-            "trapped",
+            AttemptEnd::Trapped,
             format!("the plugin trapped: {}", neutralize(&message)),
             StageStatus::Failed,
         ),
@@ -724,7 +726,7 @@ fn attempt_report(
         attempt,
         start_ms,
         end_ms,
-        outcome: kind.to_string(),
+        outcome: kind,
         verdict,
         message,
         stdout: OutputReport::default(),

@@ -36,9 +36,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::host::LogLevel;
 use crate::observer::Observer;
-use crate::report::{RunReport, StageReport, StageStatus};
+use crate::report::{LoadSource, LogLevel, RunReport, StageReport, StageStatus, Verdict};
 
 /// How progress is shown (`--progress`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -677,9 +676,9 @@ pub fn summary(report: &RunReport) -> String {
             notes.push("reused".to_string());
         }
         if let Some(load) = &s.load {
-            notes.push(match load.source.as_str() {
-                "cache" => "cached".to_string(),
-                other => other.to_string(),
+            notes.push(match load.source {
+                LoadSource::Cache => "cached".to_string(),
+                LoadSource::Compiled => "compiled".to_string(),
             });
         }
         if s.attempts.len() > 1 {
@@ -702,7 +701,12 @@ pub fn summary(report: &RunReport) -> String {
             }
         }
         // The first failing check is already part of the reason.
-        for c in s.checks.iter().filter(|c| c.verdict != "pass").skip(1) {
+        for c in s
+            .checks
+            .iter()
+            .filter(|c| c.verdict != Verdict::Pass)
+            .skip(1)
+        {
             out.push_str(&format!(
                 "       check `{}` {}: {}\n",
                 c.name, c.verdict, c.message
@@ -799,7 +803,7 @@ mod tests {
             attempt: n,
             start_ms: 0.0,
             end_ms: 1.0,
-            outcome: "returned".into(),
+            outcome: crate::report::AttemptEnd::Returned,
             verdict: None,
             message: String::new(),
             stdout: OutputReport {
@@ -826,7 +830,7 @@ mod tests {
         health.start_ms = Some(10.0);
         health.end_ms = Some(1210.5);
         health.load = Some(LoadReport {
-            source: "cache".into(),
+            source: LoadSource::Cache,
             ms: 1.0,
         });
         health.attempts = vec![attempt(1, "", "")];
@@ -840,18 +844,18 @@ mod tests {
         deploy.end_ms = Some(1620.5);
         deploy.reason = Some("check `rollout` failed: 2 pods crashlooping\nsee pod logs".into());
         deploy.attempts = vec![attempt(1, "", ""), attempt(2, "", "")];
-        let check = |name: &str, verdict: &str, message: &str| CheckReport {
+        let check = |name: &str, verdict: Verdict, message: &str| CheckReport {
             name: name.into(),
-            verdict: verdict.into(),
+            verdict,
             message: message.into(),
             duration_ms: 1,
             evidence: Vec::new(),
             measurements: Vec::new(),
         };
         deploy.checks = vec![
-            check("image", "pass", "ok"),
-            check("rollout", "fail", "2 pods crashlooping"),
-            check("quota", "inconclusive", "no metrics"),
+            check("image", Verdict::Pass, "ok"),
+            check("rollout", Verdict::Fail, "2 pods crashlooping"),
+            check("quota", Verdict::Inconclusive, "no metrics"),
         ];
 
         let mut verify = stage("verify", StageStatus::Skipped);

@@ -24,14 +24,9 @@ pub struct LoadedPlugin {
     pub load_time: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LoadSource {
-    /// Compiled from the `.wasm` in this run (and written to the cache).
-    Compiled,
-    /// Deserialized from a verified compile-cache entry.
-    Cache,
-}
+/// Compiled from the `.wasm` in this run (and written to the cache), or
+/// deserialized from a verified compile-cache entry.
+pub use crate::report::LoadSource;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -136,7 +136,7 @@ impl Runtime {
         let result = tokio::time::timeout(timeout + HOST_CALL_GRACE, call).await;
         let outcome = match result {
             Err(_) => AttemptOutcome::TimedOut { timeout },
-            Ok(Ok(report)) => AttemptOutcome::Returned(report),
+            Ok(Ok(report)) => AttemptOutcome::Returned(report.into()),
             Ok(Err(err)) => outcome::classify(
                 err,
                 timeout,

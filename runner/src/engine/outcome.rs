@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use wasmtime_wasi::{I32Exit, ResourceTableError};
 
-use crate::host::Report;
+use crate::report::decode::Report;
 use crate::sandbox::host_limits;
 
 /// How one attempt ended.

@@ -7,22 +7,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
 use crate::host::bindings::valero::stage::log::{Host, Level};
-use crate::report::neutralize;
+use crate::report::{LogLevel, LogLine, neutralize};
 use crate::sandbox::{StageIo, StoreState};
 use crate::secrets::HeldLines;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
-}
 
 impl From<Level> for LogLevel {
     fn from(l: Level) -> Self {
@@ -34,14 +22,6 @@ impl From<Level> for LogLevel {
             Level::Error => LogLevel::Error,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogLine {
-    /// Milliseconds since the attempt started.
-    pub at_ms: f64,
-    pub level: LogLevel,
-    pub message: String,
 }
 
 /// What each log line counts towards the output limit besides its text:

@@ -17,7 +17,6 @@ use crate::pipeline::Capability;
 use crate::sandbox::StoreState;
 
 pub use context::StageContext;
-pub use log::{LogLevel, LogLine};
 
 pub mod bindings {
     wasmtime::component::bindgen!({
@@ -31,6 +30,66 @@ pub mod bindings {
 pub use bindings::valero::stage::types::{Check, Measurement, Report, Verdict};
 
 impl bindings::valero::stage::types::Host for StoreState {}
+
+// A guest's report crosses into the host's vocabulary here, unchanged; the
+// report crate decodes and bounds it (`report::decode`).
+
+impl From<Verdict> for crate::report::Verdict {
+    fn from(v: Verdict) -> Self {
+        match v {
+            Verdict::Pass => crate::report::Verdict::Pass,
+            Verdict::Fail => crate::report::Verdict::Fail,
+            Verdict::Inconclusive => crate::report::Verdict::Inconclusive,
+        }
+    }
+}
+
+impl From<Report> for crate::report::decode::Report {
+    fn from(r: Report) -> Self {
+        let Report {
+            verdict,
+            summary,
+            checks,
+            outputs,
+        } = r;
+        crate::report::decode::Report {
+            verdict: verdict.into(),
+            summary,
+            checks: checks.into_iter().map(Into::into).collect(),
+            outputs,
+        }
+    }
+}
+
+impl From<Check> for crate::report::decode::Check {
+    fn from(c: Check) -> Self {
+        let Check {
+            name,
+            verdict,
+            message,
+            duration_ms,
+            evidence,
+            measurements,
+        } = c;
+        crate::report::decode::Check {
+            name,
+            verdict: verdict.into(),
+            message,
+            duration_ms,
+            evidence,
+            measurements: measurements
+                .into_iter()
+                .map(
+                    |Measurement { name, value, unit }| crate::report::decode::Measurement {
+                        name,
+                        value,
+                        unit,
+                    },
+                )
+                .collect(),
+        }
+    }
+}
 
 /// Builds the linker for a stage with the given capability grants:
 /// WASI 0.2 (denied at call time unless granted, see [`crate::sandbox`]),

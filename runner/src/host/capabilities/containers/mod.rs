@@ -36,8 +36,9 @@ use crate::effects::{Effect, EffectLog};
 use crate::host::bindings::valero::stage::containers::{
     self, ContainerInfo, ContainerSpec, ContainerState, HealthStatus, Removed, RestartPolicy,
 };
-use crate::host::log::{LogBuffer, LogLevel};
+use crate::host::log::LogBuffer;
 use crate::pipeline::ContainerGrant;
+use crate::report::LogLevel;
 use crate::sandbox::{StageIo, StoreState};
 
 use policy::{PROJECT_LABEL, not_owned, owned, refused};

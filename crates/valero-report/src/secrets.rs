@@ -98,7 +98,14 @@ impl Masker {
 /// The forms a secret is recognised in.
 fn forms(v: &str) -> Vec<String> {
     let b = v.as_bytes();
-    vec![
+    let mut forms = Vec::new();
+    if v.contains('\n') {
+        // A multi-line secret (a key, a certificate) as streams are masked:
+        // without its line breaks (see `lines`), and with CRLF ones.
+        forms.push(v.replace("\r\n", "").replace('\n', ""));
+        forms.push(v.replace("\r\n", "\n").replace('\n', "\r\n"));
+    }
+    forms.extend([
         v.to_string(),
         STANDARD.encode(b),
         STANDARD_NO_PAD.encode(b),
@@ -107,7 +114,8 @@ fn forms(v: &str) -> Vec<String> {
         percent_encode(v, false, true),
         percent_encode(v, false, false),
         percent_encode(v, true, true),
-    ]
+    ]);
+    forms
 }
 
 /// RFC 3986 percent-encoding of everything but unreserved characters;
@@ -164,6 +172,24 @@ mod tests {
         assert_eq!(m.mask_lines(cut.as_bytes(), true), b"log: ***");
         // Without truncation a harmless prefix stays.
         assert_eq!(m.mask_lines(b"log: p", false), b"log: p");
+    }
+
+    #[test]
+    fn a_cut_secret_overlapping_a_whole_one_is_masked_without_a_panic() {
+        // Found by fuzzing: the trailing partial match (`\t\t`) lies inside
+        // the whole match (`\t\t\t`) before it.
+        let m = Masker::new(["\t\t\t"]);
+        assert_eq!(m.mask_lines(b"abcd\t\t\t", true), b"abcd***");
+    }
+
+    #[test]
+    fn a_multi_line_secret_is_masked_across_lines_and_line_endings() {
+        // Found by fuzzing: a key printed line by line never holds the `\n`s.
+        let key = "-----BEGIN KEY-----\nMIIEabc\n-----END KEY-----";
+        let m = Masker::new([key]);
+        let crlf = key.replace('\n', "\r\n");
+        assert_eq!(m.mask(&format!("k={crlf}")), "k=***");
+        assert_eq!(m.mask_lines(crlf.as_bytes(), false), b"***\r\n***\r\n***");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! pipeline file can inject HTML, links, images or formatting; newlines
 //! become `<br>` so text cannot start new blocks or break a table row.
 
-use super::{RunOutcome, RunReport, StageReport, StageStatus};
+use super::{RunOutcome, RunReport, StageReport, StageStatus, Verdict};
 
 /// Renders the run summary as GitHub-flavoured Markdown.
 pub fn render(report: &RunReport) -> String {
@@ -46,7 +46,10 @@ pub fn render(report: &RunReport) -> String {
             (Some(start), Some(end)) => format!("{:.0}", (end - start).max(0.0)),
             _ => "-".to_string(),
         };
-        let load = s.load.as_ref().map_or("-".to_string(), |l| cell(&l.source));
+        let load = s
+            .load
+            .as_ref()
+            .map_or("-".to_string(), |l| cell(l.source.as_str()));
         let mut status = s.status.as_str().to_string();
         if s.continue_on_error
             && matches!(s.status, StageStatus::Failed | StageStatus::Inconclusive)
@@ -88,10 +91,14 @@ fn stage_section(md: &mut String, s: &StageReport) {
             "Last attempt: {} of {}, {}\n\n",
             last.attempt,
             s.attempts.len(),
-            escape(&last.outcome)
+            escape(last.outcome.as_str())
         ));
     }
-    let failing: Vec<_> = s.checks.iter().filter(|c| c.verdict != "pass").collect();
+    let failing: Vec<_> = s
+        .checks
+        .iter()
+        .filter(|c| c.verdict != Verdict::Pass)
+        .collect();
     if failing.is_empty() {
         if !s.checks.is_empty() {
             md.push_str("All of its checks passed.\n");
@@ -102,7 +109,7 @@ fn stage_section(md: &mut String, s: &StageReport) {
         md.push_str(&format!(
             "- **{}** ({})",
             escape(&c.name),
-            escape(&c.verdict)
+            escape(c.verdict.as_str())
         ));
         if !c.message.is_empty() {
             md.push_str(&format!(": {}", escape(&c.message)));
@@ -165,7 +172,7 @@ fn cell(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::junit::tests::sample;
+    use crate::junit::tests::sample;
 
     #[test]
     fn heading_and_table() {
@@ -223,7 +230,7 @@ mod tests {
     fn excluded_and_resumed() {
         let mut r = sample();
         r.resumed = 1;
-        r.excluded.push(crate::report::Excluded {
+        r.excluded.push(crate::Excluded {
             stage: "docs".into(),
             reason: "`when` excludes <prod>".into(),
         });
@@ -293,8 +300,8 @@ mod tests {
         // Every status, outcome and log level, and a non-finite measurement.
         let mut r = sample();
         r.outcome = RunOutcome::Interrupted;
-        r.interruption = Some(crate::report::Interruption {
-            cause: crate::report::InterruptCause::Lost,
+        r.interruption = Some(crate::Interruption {
+            cause: crate::InterruptCause::Lost,
             last_event: "stage `deploy` started".into(),
         });
         r.stages[1].effects = vec![
@@ -316,14 +323,14 @@ mod tests {
         r.stages[0].status = StageStatus::Cancelled;
         r.stages[2].status = StageStatus::Inconclusive;
         r.stages[0].checks[0].measurements[0].value = None;
-        r.stages[0].attempts[0].logs[0].level = crate::host::LogLevel::Trace;
+        r.stages[0].attempts[0].logs[0].level = crate::LogLevel::Trace;
         r.resumed = 2;
-        r.excluded.push(crate::report::Excluded {
+        r.excluded.push(crate::Excluded {
             stage: "docs".into(),
             reason: "--skip".into(),
         });
         r.stages[0].fingerprint = Some("sha256:feed".into());
-        r.stages[0].resume = Some(crate::report::ResumeNote {
+        r.stages[0].resume = Some(crate::ResumeNote {
             reused: true,
             why: "fingerprint unchanged".into(),
         });

@@ -31,15 +31,7 @@ impl Masker {
                 }
             }
         }
-        found.sort_by_key(|r| r.start);
-        let mut merged: Vec<Range<usize>> = Vec::with_capacity(found.len());
-        for r in found {
-            match merged.last_mut() {
-                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
-                _ => merged.push(r),
-            }
-        }
-        merged
+        merge(found)
     }
 
     /// Where the longest suffix of `text` that is a proper prefix of a form
@@ -76,7 +68,9 @@ impl Masker {
         if truncated {
             let tail = self.partial_tail(&joined);
             if tail < joined.len() {
+                // It can overlap a whole match before it (found by fuzzing).
                 masked.push(tail..joined.len());
+                masked = merge(masked);
             }
         }
         let mut out = Vec::with_capacity(text.len());
@@ -91,15 +85,29 @@ impl Masker {
     }
 }
 
+/// `ranges` sorted by start, overlapping and touching ones merged.
+fn merge(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.sort_by_key(|r| r.start);
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    merged
+}
+
 /// Appends `text[seg]` with every part inside a `masked` range replaced by
-/// one [`MASK`].
+/// one [`MASK`]. `masked` must be merged (see [`merge`]).
 fn render(text: &[u8], seg: Range<usize>, masked: &[Range<usize>], out: &mut Vec<u8>) {
     let mut at = seg.start;
     for r in masked
         .iter()
         .filter(|r| r.start < seg.end && r.end > seg.start)
     {
-        let from = r.start.max(seg.start);
+        // Never behind what is already out, whatever the ranges.
+        let from = r.start.max(at);
         out.extend_from_slice(&text[at..from]);
         out.extend_from_slice(MASK.as_bytes());
         at = r.end.min(seg.end);
@@ -145,6 +153,7 @@ impl<T> HeldLines<T> {
             segments.len()
         } else if self.held.len() > MAX_HELD {
             masked.push(tail..joined.len());
+            masked = merge(masked);
             segments.len()
         } else {
             segments

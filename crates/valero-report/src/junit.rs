@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::{CheckReport, RunReport, StageReport, StageStatus, neutralize};
+use super::{CheckReport, RunReport, StageReport, StageStatus, Verdict, neutralize};
 
 /// Renders the run as a JUnit XML document.
 pub fn render(report: &RunReport) -> Result<String, quick_junit::SerializeError> {
@@ -76,7 +76,8 @@ fn suite(report: &RunReport, stage: &StageReport) -> TestSuite {
 /// when it did not pass and none of its checks says why.
 fn needs_stage_case(stage: &StageReport) -> bool {
     stage.checks.is_empty()
-        || (stage.status != StageStatus::Passed && stage.checks.iter().all(|c| c.verdict == "pass"))
+        || (stage.status != StageStatus::Passed
+            && stage.checks.iter().all(|c| c.verdict == Verdict::Pass))
 }
 
 fn check_case(stage: &StageReport, check: &CheckReport) -> TestCase {
@@ -187,15 +188,16 @@ fn attr(s: &str) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::host::{LogLevel, LogLine};
-    use crate::report::{
-        AttemptReport, LoadReport, MeasurementReport, OutputReport, RunOutcome, SCHEMA_VERSION,
+    use crate::{
+        AttemptReport, LoadReport, LoadSource, MeasurementReport, OutputReport, RunOutcome,
+        SCHEMA_VERSION,
     };
+    use crate::{LogLevel, LogLine};
 
     fn check(name: &str, verdict: &str, message: &str, evidence: &[(&str, &str)]) -> CheckReport {
         CheckReport {
             name: name.into(),
-            verdict: verdict.into(),
+            verdict: word(verdict),
             message: message.into(),
             duration_ms: 7,
             evidence: evidence
@@ -211,14 +213,19 @@ pub(crate) mod tests {
             attempt: 1,
             start_ms: 1.0,
             end_ms: 101.5,
-            outcome: outcome.into(),
-            verdict: verdict.map(str::to_string),
+            outcome: word(outcome),
+            verdict: verdict.map(word),
             message: message.into(),
             stdout: OutputReport::default(),
             stderr: OutputReport::default(),
             logs: Vec::new(),
             logs_dropped: 0,
         }
+    }
+
+    /// A report word (`pass`, `timed_out`) as its type.
+    fn word<T: serde::de::DeserializeOwned>(w: &str) -> T {
+        serde_json::from_value(serde_json::Value::from(w)).unwrap()
     }
 
     fn stage(name: &str, status: StageStatus, reason: Option<&str>) -> StageReport {
@@ -238,7 +245,7 @@ pub(crate) mod tests {
         let mut build = stage("build", StageStatus::Passed, None);
         build.digest = Some("sha256:abcd".into());
         build.load = Some(LoadReport {
-            source: "cache".into(),
+            source: LoadSource::Cache,
             ms: 3.25,
         });
         build.start_ms = Some(0.5);
@@ -278,7 +285,7 @@ pub(crate) mod tests {
             Some("rollout failed: check `health` fail"),
         );
         deploy.load = Some(LoadReport {
-            source: "compiled".into(),
+            source: LoadSource::Compiled,
             ms: 80.0,
         });
         deploy.start_ms = Some(121.0);

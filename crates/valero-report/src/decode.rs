@@ -19,9 +19,37 @@
 //! it gets here (bounded by the stage's memory limit); these caps keep the
 //! copies after it — reports, records, the terminal — small.
 
-use crate::host::{Check, Measurement, Report, Verdict};
+use crate::{CheckReport, MeasurementReport, Verdict, neutralize, neutralize_json};
 
-use super::{CheckReport, MeasurementReport, neutralize, neutralize_json, verdict_str};
+/// A report as a guest returned it (the WIT `report` record), before the
+/// host has looked at any of it.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub verdict: Verdict,
+    pub summary: String,
+    pub checks: Vec<Check>,
+    /// JSON text, as the guest wrote it.
+    pub outputs: String,
+}
+
+/// A check as a guest returned it.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub name: String,
+    pub verdict: Verdict,
+    pub message: String,
+    pub duration_ms: u64,
+    pub evidence: Vec<(String, String)>,
+    pub measurements: Vec<Measurement>,
+}
+
+/// A measurement as a guest returned it: any `f64`, NaN included.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub name: String,
+    pub value: f64,
+    pub unit: String,
+}
 
 /// Most checks one report may carry.
 pub const CHECKS_MAX: usize = 10_000;
@@ -172,7 +200,7 @@ impl Budget {
             .collect();
         CheckReport {
             name,
-            verdict: verdict_str(verdict).to_string(),
+            verdict,
             message,
             duration_ms,
             evidence,

@@ -1,18 +1,34 @@
-//! The result model of a run: one structure that the JSON report, the run
-//! records and the terminal summary are all made from.
+//! The result vocabulary of Valero: the model of a run that the JSON
+//! report, the run records and the terminal summary are all made from, and
+//! everything that turns what a guest returned into it.
+//!
+//! It depends on nothing of the WebAssembly runtime, so it can be fuzzed and
+//! read by tools on its own:
+//!
+//! * the model ([`RunReport`] → [`StageReport`] → [`AttemptReport`] /
+//!   [`CheckReport`]), with typed words ([`Verdict`], [`StageStatus`],
+//!   [`AttemptEnd`], [`LoadSource`], [`LogLevel`]) that serialise to the
+//!   values `docs/report.schema.json` allows;
+//! * the edge where a guest's report enters the host ([`decode`]), what
+//!   plugin text may contain ([`neutralize`]), and secret masking
+//!   ([`secrets`]);
+//! * what stages leave behind ([`effects`]);
+//! * the renderings: [`junit`], [`markdown`], [`github`].
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::{LogLine, Verdict};
-
 pub mod decode;
+pub mod effects;
 pub mod github;
 pub mod junit;
+mod log;
 pub mod markdown;
 mod neutralize;
+pub mod secrets;
 
+pub use log::{LogLevel, LogLine};
 pub use neutralize::{neutralize, neutralize_json};
 
 /// Version of the JSON report schema (`schema_version`); bumped on any
@@ -184,7 +200,7 @@ pub struct StageReport {
     /// (services started, containers deployed, images built), each with its
     /// lifetime: a resumed run re-runs a stage whose effects are gone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub effects: Vec<crate::effects::RecordedEffect>,
+    pub effects: Vec<effects::RecordedEffect>,
     pub summary: String,
     pub checks: Vec<CheckReport>,
     pub outputs: serde_json::Value,
@@ -199,9 +215,160 @@ pub struct ResumeNote {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadReport {
-    /// `compiled` or `cache`.
-    pub source: String,
+    pub source: LoadSource,
     pub ms: f64,
+}
+
+/// Where a stage's plugin came from when it was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadSource {
+    /// Compiled from its `.wasm` in this run.
+    Compiled,
+    /// Read from the compile cache.
+    Cache,
+}
+
+impl LoadSource {
+    /// The word used in reports (the JSON value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadSource::Compiled => "compiled",
+            LoadSource::Cache => "cache",
+        }
+    }
+}
+
+/// A plugin's verdict on a check or on its whole stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+impl Verdict {
+    /// The word used in reports (the JSON value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// How one attempt of a stage ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptEnd {
+    /// The plugin returned a report (whatever its verdict).
+    Returned,
+    /// The stage timeout or the pipeline deadline was reached.
+    TimedOut,
+    /// The memory limit refused a growth.
+    MemoryLimit,
+    /// The plugin held more host resources than a stage may.
+    ResourceLimit,
+    /// The plugin called `exit` instead of returning a report.
+    Exited,
+    /// The plugin trapped (a panic, a failed host call, a wasm fault).
+    Trapped,
+    /// The host could not run the plugin (load, link, instantiate).
+    SandboxError,
+    /// The run was interrupted while the attempt ran.
+    Cancelled,
+}
+
+impl AttemptEnd {
+    /// The word used in reports (the JSON value).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptEnd::Returned => "returned",
+            AttemptEnd::TimedOut => "timed_out",
+            AttemptEnd::MemoryLimit => "memory_limit",
+            AttemptEnd::ResourceLimit => "resource_limit",
+            AttemptEnd::Exited => "exited",
+            AttemptEnd::Trapped => "trapped",
+            AttemptEnd::SandboxError => "sandbox_error",
+            AttemptEnd::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The typed words print as the report writes them.
+macro_rules! display_as_word {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+
+display_as_word!(RunOutcome, StageStatus, LoadSource, Verdict, AttemptEnd);
+
+/// A typed word of the report: all its values, for the test that holds the
+/// types and `docs/report.schema.json` together (tests/schema.rs).
+pub trait Word: Sized + Copy + Serialize + serde::de::DeserializeOwned + 'static {
+    const ALL: &'static [Self];
+}
+
+impl Word for RunOutcome {
+    const ALL: &'static [Self] = &[
+        RunOutcome::Passed,
+        RunOutcome::Failed,
+        RunOutcome::Inconclusive,
+        RunOutcome::Interrupted,
+        RunOutcome::Running,
+    ];
+}
+
+impl Word for InterruptCause {
+    const ALL: &'static [Self] = &[InterruptCause::Signal, InterruptCause::Lost];
+}
+
+impl Word for StageStatus {
+    const ALL: &'static [Self] = &[
+        StageStatus::Passed,
+        StageStatus::Failed,
+        StageStatus::Inconclusive,
+        StageStatus::Skipped,
+        StageStatus::Cancelled,
+    ];
+}
+
+impl Word for LoadSource {
+    const ALL: &'static [Self] = &[LoadSource::Compiled, LoadSource::Cache];
+}
+
+impl Word for Verdict {
+    const ALL: &'static [Self] = &[Verdict::Pass, Verdict::Fail, Verdict::Inconclusive];
+}
+
+impl Word for AttemptEnd {
+    const ALL: &'static [Self] = &[
+        AttemptEnd::Returned,
+        AttemptEnd::TimedOut,
+        AttemptEnd::MemoryLimit,
+        AttemptEnd::ResourceLimit,
+        AttemptEnd::Exited,
+        AttemptEnd::Trapped,
+        AttemptEnd::SandboxError,
+        AttemptEnd::Cancelled,
+    ];
+}
+
+impl Word for LogLevel {
+    const ALL: &'static [Self] = &[
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -209,10 +376,9 @@ pub struct AttemptReport {
     pub attempt: u32,
     pub start_ms: f64,
     pub end_ms: f64,
-    /// returned | timed_out | memory_limit | resource_limit | exited | trapped | sandbox_error | cancelled
-    pub outcome: String,
+    pub outcome: AttemptEnd,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<String>,
+    pub verdict: Option<Verdict>,
     pub message: String,
     pub stdout: OutputReport,
     pub stderr: OutputReport,
@@ -233,7 +399,7 @@ pub struct OutputReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckReport {
     pub name: String,
-    pub verdict: String,
+    pub verdict: Verdict,
     pub message: String,
     pub duration_ms: u64,
     pub evidence: Vec<(String, String)>,
@@ -253,14 +419,6 @@ impl MeasurementReport {
     pub fn value_text(&self) -> String {
         self.value
             .map_or_else(|| "non-finite".to_string(), |v| v.to_string())
-    }
-}
-
-pub fn verdict_str(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "pass",
-        Verdict::Fail => "fail",
-        Verdict::Inconclusive => "inconclusive",
     }
 }
 

@@ -5,8 +5,8 @@
 //! Masking text in place cannot fail, so it cannot fall back to the
 //! unmasked value (as a round trip through JSON did on a NaN measurement).
 
-use crate::host::LogLine;
-use crate::report::{
+use crate::LogLine;
+use crate::{
     AttemptReport, CheckReport, LoadReport, MeasurementReport, OutputReport, ResumeNote,
     StageReport,
 };
@@ -115,10 +115,10 @@ impl Maskable for crate::effects::RecordedEffect {
     }
 }
 
+/// Typed words (verdicts, outcomes, load sources) hold no text to mask.
 impl Maskable for LoadReport {
-    fn mask_with(&mut self, m: &Masker) {
-        let LoadReport { source, ms: _ } = self;
-        source.mask_with(m);
+    fn mask_with(&mut self, _: &Masker) {
+        let LoadReport { source: _, ms: _ } = self;
     }
 }
 
@@ -133,14 +133,13 @@ impl Maskable for CheckReport {
     fn mask_with(&mut self, m: &Masker) {
         let CheckReport {
             name,
-            verdict,
+            verdict: _,
             message,
             duration_ms: _,
             evidence,
             measurements,
         } = self;
         name.mask_with(m);
-        verdict.mask_with(m);
         message.mask_with(m);
         evidence.mask_with(m);
         measurements.mask_with(m);
@@ -165,16 +164,14 @@ impl Maskable for AttemptReport {
             attempt: _,
             start_ms: _,
             end_ms: _,
-            outcome,
-            verdict,
+            outcome: _,
+            verdict: _,
             message,
             stdout,
             stderr,
             logs,
             logs_dropped: _,
         } = self;
-        outcome.mask_with(m);
-        verdict.mask_with(m);
         message.mask_with(m);
         stdout.mask_with(m);
         stderr.mask_with(m);
@@ -207,7 +204,7 @@ impl Maskable for LogLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::StageStatus;
+    use crate::StageStatus;
 
     #[test]
     fn a_non_finite_measurement_does_not_stop_masking() {
@@ -219,7 +216,7 @@ mod tests {
         stage.outputs = serde_json::json!({ secret: [secret] });
         stage.checks.push(CheckReport {
             name: format!("check {secret}"),
-            verdict: "fail".into(),
+            verdict: crate::Verdict::Fail,
             message: secret.into(),
             duration_ms: 1,
             evidence: vec![(secret.into(), secret.into())],
@@ -233,8 +230,8 @@ mod tests {
             attempt: 1,
             start_ms: 0.0,
             end_ms: f64::NAN,
-            outcome: "returned".into(),
-            verdict: Some("fail".into()),
+            outcome: crate::AttemptEnd::Returned,
+            verdict: Some(crate::Verdict::Fail),
             message: secret.into(),
             stdout: OutputReport {
                 bytes: 1,
@@ -244,7 +241,7 @@ mod tests {
             stderr: OutputReport::default(),
             logs: vec![LogLine {
                 at_ms: f64::INFINITY,
-                level: crate::host::LogLevel::Info,
+                level: crate::LogLevel::Info,
                 message: secret.into(),
             }],
             logs_dropped: 0,

@@ -27,7 +27,7 @@ use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::{RunReport, StageReport, StageStatus, markdown};
+use super::{RunReport, StageReport, StageStatus, Verdict, markdown};
 
 /// The annotation workflow commands for the run, one per line (each ending
 /// in `\n`); empty when nothing failed.
@@ -48,7 +48,7 @@ fn stage_annotations(out: &mut String, stage: &StageReport) {
         }
     };
     let mut explained = false;
-    for check in stage.checks.iter().filter(|c| c.verdict != "pass") {
+    for check in stage.checks.iter().filter(|c| c.verdict != Verdict::Pass) {
         explained = true;
         let mut message = if check.message.is_empty() {
             format!("check {}", check.verdict)
@@ -60,7 +60,7 @@ fn stage_annotations(out: &mut String, stage: &StageReport) {
         }
         push_command(
             out,
-            level(check.verdict != "inconclusive"),
+            level(check.verdict != Verdict::Inconclusive),
             &format!("{}: {}", stage.name, check.name),
             &message,
         );
@@ -144,7 +144,7 @@ fn emit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::junit::tests::sample;
+    use crate::junit::tests::sample;
 
     #[test]
     fn annotations_are_exactly_escaped() {
