@@ -248,6 +248,12 @@ impl DatabaseSession {
             Conn::Sqlite(c) => (query_sqlite(c, sql).await, false),
         };
         result.map_err(|e| {
+            if postgres && connection_lost(&e) {
+                self.open.remove(name);
+                return format!(
+                    "query on database `{name}` failed: the connection to the database was lost (the server closed it, or the network between failed)\n  the connection was closed: call `connect` again"
+                );
+            }
             let mut message = format!("query on database `{name}` {e}");
             if postgres && matches!(e, QueryError::Limit(_)) {
                 // Closing is how the rest of the result is not read (and the
@@ -478,6 +484,17 @@ fn sqlite_row(row: &SqliteRow, rows: &RowsJson) -> Result<Map<String, Value>, Qu
         obj.insert(col.name().to_string(), value);
     }
     Ok(obj)
+}
+
+/// The server or the network went away under a statement: the connection
+/// cannot be used again.
+fn connection_lost(e: &QueryError) -> bool {
+    matches!(
+        e,
+        QueryError::Database(
+            sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed
+        )
+    )
 }
 
 /// What the guest is told about a failed connection: the kind of failure,

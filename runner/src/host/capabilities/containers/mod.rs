@@ -82,10 +82,18 @@ impl LogSink {
 type R<T> = Result<T, String>;
 
 fn engine_error(what: &str, e: bollard::errors::Error) -> String {
+    use bollard::errors::Error as E;
     match e {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => {
-            format!("{what}: {message}")
-        }
+        E::DockerResponseServerError { message, .. } => format!("{what}: {message}"),
+        // The engine stopped, restarted or its socket went away: say so
+        // rather than the HTTP client's words.
+        E::HyperLegacyError { .. }
+        | E::HyperResponseError { .. }
+        | E::IOError { .. }
+        | E::SocketNotFoundError(_)
+        | E::RequestTimeoutError => format!(
+            "{what}: the Docker engine cannot be reached (it stopped, or its socket went away): {e}\n  help: check that dockerd is running (`docker version`); what this run made is in its records, and `valero cleanup RUN_ID` removes it once the engine is back"
+        ),
         other => format!("{what}: {other}"),
     }
 }
