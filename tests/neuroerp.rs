@@ -174,17 +174,26 @@ fn kill_then_resume() {
     );
 }
 
-// One test function: all variants use the fleet's fixed ports.
+/// The fleet listens on fixed ports: its tests take turns.
+static FLEET_PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn the_root_pipeline_deploys_verifies_and_stops_the_fleet() {
+    let _turn = FLEET_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     run_main_job(&[]);
     #[cfg(unix)]
     kill_then_resume();
-    match std::env::var("VALERO_TEST_POSTGRES_URL") {
-        // e.g. postgres://valero:valero@127.0.0.1:5432/neuroerp_{service}
-        Ok(url) => run_main_job(&[("NEUROERP_DATABASE_URL", url.as_str())]),
-        Err(_) => {
-            eprintln!("note: VALERO_TEST_POSTGRES_URL not set; the PostgreSQL variant was not run")
-        }
-    }
+}
+
+#[test]
+#[cfg_attr(
+    not(valero_test_postgres),
+    ignore = "needs PostgreSQL: set VALERO_TEST_POSTGRES_URL (.ci/run does)"
+)]
+fn the_root_pipeline_runs_the_fleet_on_postgresql() {
+    let _turn = FLEET_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    // e.g. postgres://valero:valero@127.0.0.1:5432/neuroerp_{service}
+    let url = std::env::var("VALERO_TEST_POSTGRES_URL")
+        .expect("VALERO_TEST_POSTGRES_URL is set when this test is enabled (runner/build.rs)");
+    run_main_job(&[("NEUROERP_DATABASE_URL", url.as_str())]);
 }

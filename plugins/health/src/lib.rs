@@ -133,6 +133,9 @@ impl Probe<'_> {
     }
 }
 
+/// The shortest attempt worth sending before the deadline.
+const MIN_ATTEMPT: Duration = Duration::from_millis(10);
+
 struct Run<'c> {
     config: &'c Config,
     start: Instant,
@@ -225,7 +228,8 @@ impl<'c> Run<'c> {
             if at > now {
                 continue;
             }
-            if now >= self.deadline {
+            // Too little time left for a request to say anything.
+            if self.deadline.saturating_duration_since(now) < MIN_ATTEMPT {
                 self.give_up(index, now);
                 continue;
             }
@@ -304,7 +308,14 @@ impl<'c> Run<'c> {
             }
             Err(e) => {
                 log::debug(e.to_string());
-                probe.last = Some(Seen::Error(e));
+                // An attempt the deadline cut short says less than the last
+                // answer the service gave: keep that one to report.
+                let cut_short = e.kind() == http::ErrorKind::Timeout
+                    && now >= self.deadline
+                    && matches!(probe.last, Some(Seen::Response { .. }));
+                if !cut_short {
+                    probe.last = Some(Seen::Error(e));
+                }
                 self.retry(index, now);
             }
         }
