@@ -132,3 +132,53 @@ fn undeclared_programs_are_refused() {
     assert_eq!(stage(&report, "declared")["status"], "passed", "{report:#}");
     assert!(!listening(a));
 }
+
+/// A job still running when its stage times out is stopped with everything
+/// it started: the stage's end drops the job's future, and the whole process
+/// group goes, not only the job's own process.
+#[test]
+fn a_job_cut_off_by_its_stage_timeout_leaves_none_of_its_processes() {
+    let (a, b) = (free_port(), free_port());
+    let slow_job = "[targets.local.jobs.slow]\nprogram = \"sh\"\n\
+        args = [\"-c\", \"sleep 300 & echo $! > \\\"$PIDFILE\\\"; wait\"]\n\
+        env = { PIDFILE = \"{run_dir}/grandchild.pid\" }\ntimeout = \"5m\"\n\n";
+    let stages = "[stages.build]\nplugin = \"builtin:deploy-local\"\nwith = { action = \"build\" }\n\
+        grants = { processes = true }\ntimeout = \"3s\"\n";
+    let project = Project::new(&pipeline(a, b, &format!("{slow_job}{stages}")));
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 1, "{}", stderr(&out));
+    assert_eq!(
+        stage(&report, "build")["attempts"][0]["outcome"],
+        "timed_out",
+        "{report:#}"
+    );
+    let run_dir = std::fs::read_dir(project.path().join(".valero/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let pid = std::fs::read_to_string(run_dir.join("grandchild.pid"))
+        .expect("the job started its background process");
+    let pid: u32 = pid.trim().parse().unwrap();
+    // Gone, or a zombie waiting for init to reap it: not running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    while running() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let still = running();
+    if still {
+        // SAFETY: kill(2) of the process this test made, so it does not linger.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(
+        !still,
+        "the job's background process {pid} outlived its stage"
+    );
+}

@@ -254,8 +254,14 @@ impl Supervisor {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot run job `{name}` ({}): {e}", spec.program))?;
+        // The stage can end under the job (its timeout, an interrupt) and drop
+        // this future: then the job's whole group goes, not only its process.
+        let group = GroupGuard::of(&child);
         let code = match tokio::time::timeout(spec.timeout, child.wait()).await {
-            Ok(Ok(status)) => status.code().unwrap_or(-1),
+            Ok(Ok(status)) => {
+                group.disarm();
+                status.code().unwrap_or(-1)
+            }
             Ok(Err(e)) => return Err(format!("job `{name}` could not be awaited: {e}")),
             Err(_) => {
                 terminate(child).await;
@@ -280,6 +286,36 @@ impl Supervisor {
         for (name, child) in children {
             let code = terminate(child).await;
             tracing::info!(service = %name, code, "stopped at the end of the run");
+        }
+    }
+}
+
+/// Kills a child's process group (it leads its own, see `command`) when
+/// dropped armed. `kill_on_drop` reaches only the child itself; what it
+/// started would live on. After a timeout it also sweeps what outlived the
+/// graceful stop: while any member lives, Linux does not hand the group's id
+/// to another process.
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    fn of(child: &Child) -> GroupGuard {
+        GroupGuard(child.id())
+    }
+
+    /// The child was reaped: its group is no longer ours to kill.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        if let Some(pid) = self.0 {
+            // SAFETY: plain kill(2) on the group we created for this child.
+            unsafe {
+                libc::kill(-(pid as i32), libc::SIGKILL);
+            }
         }
     }
 }
