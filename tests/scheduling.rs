@@ -130,6 +130,43 @@ fn retries_back_off_and_never_pass_the_pipeline_deadline() {
     assert!(took < Duration::from_secs(10));
 }
 
+/// A timed-out attempt says which limit ended it and where to raise it.
+#[test]
+fn a_timeout_names_the_limit_that_fired() {
+    let tk = plugin_lines("testkit");
+    let p = format!(
+        "[pipeline]\nname = \"limits\"\ndefault_target = \"local\"\ntimeout = \"4s\"\n[targets.local]\n\
+         [stages.own]\n{tk}timeout = \"1s\"\nwith = {{ behavior = \"sleep\", ms = 30000 }}\n\
+         [stages.late]\n{tk}timeout = \"1m\"\nwith = {{ behavior = \"sleep\", ms = 30000 }}\n"
+    );
+    let (code, report, _) = Project::new(&p).run(&[]);
+    assert_eq!(code, 1);
+    let own = stage(&report, "own")["attempts"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        own.starts_with("timed out after 1s: the stage's timeout"),
+        "{own}"
+    );
+    assert!(
+        own.contains("raise `timeout` in [stages.own] (now 1s)"),
+        "{own}"
+    );
+    let late = stage(&report, "late")["attempts"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        late.contains(": the pipeline deadline was reached (the stage's own timeout is 1m)"),
+        "{late}"
+    );
+    assert!(
+        late.contains("raise `timeout` in [pipeline] (now 4s)"),
+        "{late}"
+    );
+}
+
 #[cfg(unix)]
 #[test]
 fn always_stages_run_after_an_interrupt() {

@@ -15,6 +15,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+mod limit;
+
 use crate::engine::{AttemptOutcome, LoadedPlugin, Runtime};
 use crate::host::StageContext;
 use crate::host::capabilities::databases::DatabaseCatalog;
@@ -29,6 +31,7 @@ use crate::report::{
 };
 use crate::sandbox::{Captured, SandboxSpec, StageIo};
 use crate::secrets::Masker;
+use limit::AttemptLimit;
 
 /// How much captured output a report carries inline (the run records keep
 /// everything up to the stage's output limit).
@@ -538,12 +541,10 @@ async fn run_stage(
     loop {
         let attempt = first_attempt + n;
         ctx.observer.stage_started(&stage.name, attempt);
-        let remaining = if stage.always {
-            stage.timeout
-        } else {
-            ctx.deadline.saturating_duration_since(Instant::now())
-        };
-        let timeout = stage.timeout.min(remaining);
+        let limit = AttemptLimit::new(
+            stage.timeout,
+            (!stage.always).then(|| ctx.deadline.saturating_duration_since(Instant::now())),
+        );
         let context = StageContext {
             run_id: ctx.run_id.clone(),
             stage: stage.name.clone(),
@@ -553,7 +554,9 @@ async fn run_stage(
             inputs: inputs.clone(),
         };
         let a_start = ctx.now_ms();
-        let run = ctx.runtime.run_attempt(&plugin, &spec, context, timeout);
+        let run = ctx
+            .runtime
+            .run_attempt(&plugin, &spec, context, limit.duration());
         let (outcome, capture) = tokio::select! {
             r = run => match r {
                 Ok((outcome, capture)) => (Ended::Ran(outcome), Some(capture)),
@@ -562,7 +565,14 @@ async fn run_stage(
             _ = wait_true(&mut cancel) => (Ended::Cancelled, None),
         };
         let a_end = ctx.now_ms();
-        let (mut att, status) = attempt_report(attempt, a_start, a_end, outcome, &mut report);
+        let (mut att, status) = attempt_report(
+            attempt,
+            a_start,
+            a_end,
+            outcome,
+            &mut report,
+            limit.timed_out(&stage.name, ctx.pipeline.timeout),
+        );
         let (stdout, stderr) = capture
             .as_ref()
             .map(|c| (c.stdout.snapshot(), c.stderr.snapshot()))
@@ -651,6 +661,7 @@ fn attempt_report(
     end_ms: f64,
     ended: Ended,
     stage: &mut StageReport,
+    timed_out: String,
 ) -> (AttemptReport, StageStatus) {
     let mut verdict = None;
     let (kind, message, status) = match ended {
@@ -682,14 +693,9 @@ fn attempt_report(
                 Some(problem) => (AttemptEnd::Returned, problem, StageStatus::Failed),
             }
         }
-        Ended::Ran(AttemptOutcome::TimedOut { timeout }) => (
-            AttemptEnd::TimedOut,
-            format!(
-                "timed out after {} (stage timeout or pipeline deadline)",
-                humantime::format_duration(timeout)
-            ),
-            StageStatus::Failed,
-        ),
+        Ended::Ran(AttemptOutcome::TimedOut { .. }) => {
+            (AttemptEnd::TimedOut, timed_out, StageStatus::Failed)
+        }
         Ended::Ran(AttemptOutcome::MemoryLimit { requested, message }) => (
             AttemptEnd::MemoryLimit,
             format!(
