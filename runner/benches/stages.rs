@@ -18,9 +18,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use valero::engine::{LoadedPlugin, Runtime};
 use valero::host::StageContext;
+use valero::host::capabilities::{Registry, RunScope};
 use valero::observer::Silent;
+use valero::observer::StageIo;
 use valero::pipeline::{Digest, Grants, Limits};
-use valero::sandbox::{SandboxSpec, StageIo};
+use valero::sandbox::SandboxSpec;
 use valero::secrets::Masker;
 
 fn main() {
@@ -230,6 +232,21 @@ async fn attempts_ms(
     v
 }
 
+/// The capabilities of a target that declares nothing (built once: not part
+/// of what an attempt costs).
+fn no_capabilities() -> &'static Registry {
+    static NONE: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+    NONE.get_or_init(|| {
+        Registry::for_run(RunScope {
+            target: &valero::pipeline::Target::default(),
+            run_dir: Path::new("/tmp"),
+            base_dir: Path::new("/"),
+            secrets: &BTreeMap::new(),
+            masker: Arc::new(Masker::default()),
+        })
+    })
+}
+
 /// One attempt of `plugin` with `with` as its config; panics unless it passed.
 async fn attempt(runtime: &Runtime, plugin: &LoadedPlugin, grants: &Grants, with: &str) {
     let spec = SandboxSpec {
@@ -243,8 +260,7 @@ async fn attempt(runtime: &Runtime, plugin: &LoadedPlugin, grants: &Grants, with
             masker: Arc::new(Masker::default()),
             observer: Arc::new(Silent),
         },
-        processes: None,
-        databases: None,
+        capabilities: no_capabilities(),
         base_dir: Path::new("/"),
     };
     let context = StageContext {

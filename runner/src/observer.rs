@@ -3,8 +3,19 @@
 //! must be cheap and must not block. All text passed here is already
 //! neutralised (no control sequences) and secret-masked.
 
+use std::sync::Arc;
+
 use crate::report::LogLevel;
 use crate::report::{RunReport, StageReport};
+use crate::secrets::Masker;
+
+/// Where text from a stage goes on its way out of the sandbox: secrets are
+/// masked, then the observer (terminal, logs) sees it.
+#[derive(Clone)]
+pub struct StageIo {
+    pub masker: Arc<Masker>,
+    pub observer: Arc<dyn Observer>,
+}
 
 pub trait Observer: Send + Sync {
     /// The run is about to start the given stages (plan order).

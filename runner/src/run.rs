@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::Runtime;
 use crate::exit::Exit;
-use crate::host::capabilities::databases::DatabaseCatalog;
-use crate::host::capabilities::processes::Supervisor;
+use crate::host::capabilities::{Registry, RunScope};
 use crate::observer::Observer;
 use crate::pipeline::{self, Capability, Pipeline, PluginRef, SecretSource};
 use crate::plan::{self, Plan, Selection};
@@ -128,8 +127,7 @@ pub async fn run(
         .select(&opts.selection)
         .map_err(|e| RunError::new(Exit::Invalid, e.to_string()))?;
     let secrets = resolve_secrets(&pipeline, &plan)?;
-    let databases = DatabaseCatalog::resolve(&pipeline.targets[&plan.target], &secrets);
-    let db_credentials = databases.credentials();
+    let db_credentials = Registry::credentials(&pipeline.targets[&plan.target], &secrets);
     let masker = Arc::new(Masker::new(
         secrets.values().chain(&db_credentials).map(String::as_str),
     ));
@@ -206,14 +204,13 @@ pub async fn run(
     let previous = previous.unwrap_or_default();
     let effects_gone = crate::resume::check_effects(&previous.stages).await;
     let time_offset = std::time::Duration::from_secs_f64(previous.elapsed_ms / 1000.0);
-    let processes = Arc::new(Supervisor::new(
-        &pipeline.targets[&plan.target],
-        recorder.dir(),
-        &pipeline.base_dir,
-        secrets.clone(),
-        masker.clone(),
-    ));
-    let databases = Arc::new(databases.in_run_dir(recorder.dir()));
+    let capabilities = Arc::new(Registry::for_run(RunScope {
+        target: &pipeline.targets[&plan.target],
+        run_dir: recorder.dir(),
+        base_dir: &pipeline.base_dir,
+        secrets: &secrets,
+        masker: masker.clone(),
+    }));
     let ctx = Arc::new(RunContext {
         runtime,
         pipeline: pipeline.clone(),
@@ -231,8 +228,7 @@ pub async fn run(
         secrets,
         masker,
         observer: opts.observer.clone(),
-        processes: processes.clone(),
-        databases,
+        capabilities: capabilities.clone(),
         resumed: session,
         previous: previous.stages,
         effects_gone,
@@ -240,7 +236,7 @@ pub async fn run(
     });
     let report = scheduler::execute(ctx.clone(), &plan, plugins, opts.jobs, interrupt).await;
     // Whatever happened, nothing the run started outlives it.
-    processes.stop_all().await;
+    capabilities.shutdown().await;
     let exit = match report.outcome {
         // The run stopped because its records could not be written.
         _ if ctx.recorder.failure().is_some() => Exit::Internal,

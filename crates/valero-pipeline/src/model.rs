@@ -31,7 +31,7 @@ pub struct Pipeline {
     pub stages: Vec<Stage>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Target {
     pub name: String,
     pub description: String,

@@ -179,7 +179,7 @@ impl Runtime {
             stage: stage.to_string(),
             reason: format!("{e:#}"),
         };
-        let linker = crate::host::linker(self.engine(), granted).map_err(link)?;
+        let linker = crate::sandbox::linker(self.engine(), granted).map_err(link)?;
         let instance_pre = linker.instantiate_pre(&component).map_err(link)?;
         let pre = StageFullPre::new(instance_pre).map_err(link)?;
         Ok(LoadedPlugin {

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use crate::host::bindings::valero::stage::context::Host;
-use crate::sandbox::StoreState;
 
 /// What a stage may learn about its run. Built by the scheduler per attempt.
 #[derive(Debug, Clone, Default)]
@@ -19,23 +18,26 @@ pub struct StageContext {
     pub inputs: BTreeMap<String, String>,
 }
 
-impl Host for StoreState {
+impl Host for StageContext {
     async fn run_id(&mut self) -> wasmtime::Result<String> {
-        Ok(self.context.run_id.clone())
+        Ok(self.run_id.clone())
     }
     async fn stage(&mut self) -> wasmtime::Result<String> {
-        Ok(self.context.stage.clone())
+        Ok(self.stage.clone())
     }
     async fn target(&mut self) -> wasmtime::Result<String> {
-        Ok(self.context.target.clone())
+        Ok(self.target.clone())
     }
     async fn attempt(&mut self) -> wasmtime::Result<u32> {
-        Ok(self.context.attempt)
+        Ok(self.attempt)
     }
     async fn config(&mut self) -> wasmtime::Result<String> {
-        Ok(self.context.config.clone())
+        Ok(self.config.clone())
     }
     async fn input(&mut self, stage: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.context.inputs.get(&stage).cloned())
+        Ok(self.inputs.get(&stage).cloned())
     }
 }
+
+/// `valero:stage/types` has no functions; its host side is empty.
+impl crate::host::bindings::valero::stage::types::Host for StageContext {}

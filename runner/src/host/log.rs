@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::host::bindings::valero::stage::log::{Host, Level};
+use crate::observer::StageIo;
 use crate::report::{LogLevel, LogLine, neutralize};
-use crate::sandbox::{StageIo, StoreState};
 use crate::secrets::HeldLines;
 
 impl From<Level> for LogLevel {
@@ -175,41 +175,39 @@ impl LogInner {
     }
 }
 
-/// One log line of a stage, from the plugin or from the host on its behalf
-/// (e.g. build output): neutralised, masked, shown and kept (see [`LogBuffer`]).
-pub fn emit(
-    io: &StageIo,
-    logs: &LogBuffer,
-    stage: &str,
-    started: Instant,
-    level: LogLevel,
-    message: &str,
-) {
-    logs.line(
-        io,
-        stage,
-        crate::report::ms(started.elapsed()),
-        level,
-        message,
-    );
+/// The log of one attempt: the plugin's lines (`valero:stage/log`) and the
+/// host's on its behalf (e.g. build output), neutralised, masked, shown and
+/// kept (see [`LogBuffer`]).
+#[derive(Clone)]
+pub struct StageLog {
+    pub io: StageIo,
+    pub logs: LogBuffer,
+    pub stage: String,
+    /// When the attempt started: lines carry their offset from it.
+    pub started: Instant,
 }
 
-impl Host for StoreState {
-    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        emit(
+impl StageLog {
+    pub fn line(&self, level: LogLevel, message: &str) {
+        self.logs.line(
             &self.io,
-            &self.logs,
-            &self.context.stage,
-            self.started,
-            LogLevel::from(level),
-            &message,
+            &self.stage,
+            crate::report::ms(self.started.elapsed()),
+            level,
+            message,
         );
+    }
+}
+
+impl Host for StageLog {
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        self.line(LogLevel::from(level), &message);
         Ok(())
     }
 
     async fn progress(&mut self, done: u64, total: u64, label: String) -> wasmtime::Result<()> {
         self.logs
-            .progress(&self.io, &self.context.stage, done, total, &label);
+            .progress(&self.io, &self.stage, done, total, &label);
         Ok(())
     }
 }

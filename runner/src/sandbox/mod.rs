@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::Store;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -27,42 +27,23 @@ pub use output::{CappedPipe, Captured};
 
 use crate::effects::EffectLog;
 use crate::host::StageContext;
-use crate::host::capabilities::containers::{ContainerSession, LogSink};
-use crate::host::capabilities::databases::{DatabaseCatalog, DatabaseSession};
-use crate::host::capabilities::processes::Supervisor;
-use crate::host::log::LogBuffer;
-use crate::observer::Observer;
-use crate::pipeline::{Grants, Limits};
-use crate::secrets::Masker;
+use crate::host::capabilities::{AttemptScope, HasSessions, Registry, Sessions};
+use crate::host::log::{LogBuffer, StageLog};
+use crate::observer::StageIo;
+use crate::pipeline::{Capability, Grants, Limits};
 
 /// Per-attempt store data. One is built for every attempt and dropped after;
 /// a store that trapped or timed out is never reused.
 pub struct StoreState {
     pub context: StageContext,
-    pub logs: LogBuffer,
-    pub io: StageIo,
-    /// The run's process supervisor, when the stage is granted `processes`.
-    pub processes: Option<Arc<Supervisor>>,
-    /// The stage's database connections, when it is granted `databases`.
-    pub databases: Option<DatabaseSession>,
-    /// The stage's Docker access, when it is granted `containers`.
-    pub containers: Option<ContainerSession>,
-    /// What the attempt did through its capabilities that outlasts it.
-    pub effects: EffectLog,
-    pub started: Instant,
+    pub log: StageLog,
+    /// The sessions of the capabilities the stage is granted.
+    caps: Sessions,
     pub limiter: TotalMemoryLimiter,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: net::HttpHooks,
     table: ResourceTable,
-}
-
-/// Where text from a stage goes on its way out of the sandbox: secrets are
-/// masked, then the observer (terminal, logs) sees it.
-#[derive(Clone)]
-pub struct StageIo {
-    pub masker: Arc<Masker>,
-    pub observer: Arc<dyn Observer>,
 }
 
 /// Handles that outlive the store, so output survives a timeout or trap.
@@ -89,10 +70,8 @@ pub struct SandboxSpec<'a> {
     /// Resolved secret values granted to the stage, exposed as env vars.
     pub secrets: &'a [(String, String)],
     pub io: StageIo,
-    /// Set only for stages granted `processes`.
-    pub processes: Option<Arc<Supervisor>>,
-    /// Set only for stages granted `databases`.
-    pub databases: Option<Arc<DatabaseCatalog>>,
+    /// The run's capabilities: the attempt gets sessions of the granted ones.
+    pub capabilities: &'a Registry,
     /// The pipeline's directory. A granted directory inside it is also
     /// visible at its path relative to it (`.` for itself), so relative paths
     /// in `with` tables mean what they mean to the user. Grants nothing more.
@@ -144,32 +123,22 @@ impl SandboxSpec<'_> {
             }
         }
 
-        let started = Instant::now();
-        let containers = self.grants.containers.clone().map(|grant| {
-            let log = LogSink {
-                io: self.io.clone(),
-                logs: capture.logs.clone(),
-                stage: context.stage.clone(),
-                started,
-            };
-            ContainerSession::new(
-                grant,
-                self.base_dir.to_path_buf(),
-                log,
-                capture.effects.clone(),
-            )
-        });
-        let state = StoreState {
-            logs: capture.logs.clone(),
+        let log = StageLog {
             io: self.io.clone(),
-            processes: self.processes.clone(),
-            databases: self
-                .databases
-                .clone()
-                .map(|c| DatabaseSession::new(c, self.grants.databases.clone())),
-            containers,
-            effects: capture.effects.clone(),
-            started,
+            logs: capture.logs.clone(),
+            stage: context.stage.clone(),
+            started: Instant::now(),
+        };
+        let caps = self.capabilities.sessions(
+            self.grants,
+            AttemptScope {
+                log: log.clone(),
+                effects: capture.effects.clone(),
+            },
+        );
+        let state = StoreState {
+            log,
+            caps,
             limiter: TotalMemoryLimiter::new(self.limits.memory),
             wasi: b.build(),
             http: {
@@ -227,6 +196,40 @@ impl StoreState {
     pub(crate) fn net_policy(&self) -> Arc<net::NetPolicy> {
         self.hooks.policy.clone()
     }
+}
+
+impl HasSessions for StoreState {
+    fn sessions(&mut self) -> &mut Sessions {
+        &mut self.caps
+    }
+}
+
+/// Builds the linker for a stage with the given capability grants:
+/// WASI 0.2 (denied at call time unless granted), wasi:http, the always-on
+/// valero interfaces, and the granted capabilities.
+pub fn linker(
+    engine: &wasmtime::Engine,
+    granted: &std::collections::BTreeSet<Capability>,
+) -> wasmtime::Result<Linker<StoreState>> {
+    use crate::host::bindings::valero::stage as wit;
+    let mut linker = Linker::<StoreState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // Name lookups only for granted names (see `net`).
+    linker.allow_shadowing(true);
+    net::add_lookup_to_linker(&mut linker)?;
+    linker.allow_shadowing(false);
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wit::types::add_to_linker::<StoreState, HasSelf<StageContext>>(&mut linker, |s| {
+        &mut s.context
+    })?;
+    wit::context::add_to_linker::<StoreState, HasSelf<StageContext>>(&mut linker, |s| {
+        &mut s.context
+    })?;
+    wit::log::add_to_linker::<StoreState, HasSelf<StageLog>>(&mut linker, |s| &mut s.log)?;
+    for cap in granted {
+        crate::host::capabilities::link(*cap, &mut linker)?;
+    }
+    Ok(linker)
 }
 
 impl WasiView for StoreState {

@@ -19,17 +19,17 @@ mod limit;
 
 use crate::engine::{AttemptOutcome, LoadedPlugin, Runtime};
 use crate::host::StageContext;
-use crate::host::capabilities::databases::DatabaseCatalog;
-use crate::host::capabilities::processes::Supervisor;
+use crate::host::capabilities::Registry;
 use crate::observer::Observer;
-use crate::pipeline::{Capability, Digest, Pipeline, PluginRef, Stage};
+use crate::observer::StageIo;
+use crate::pipeline::{Digest, Pipeline, PluginRef, Stage};
 use crate::plan::Plan;
 use crate::records::{Event, Recorder};
 use crate::report::{
     AttemptEnd, AttemptReport, Excluded, InterruptCause, Interruption, LoadReport, OutputReport,
     ResumeNote, RunOutcome, RunReport, StageReport, StageStatus, Verdict, decode, ms, neutralize,
 };
-use crate::sandbox::{Captured, SandboxSpec, StageIo};
+use crate::sandbox::{Captured, SandboxSpec};
 use crate::secrets::Masker;
 use limit::AttemptLimit;
 
@@ -54,10 +54,8 @@ pub struct RunContext {
     pub secrets: BTreeMap<String, String>,
     pub masker: Arc<Masker>,
     pub observer: Arc<dyn Observer>,
-    /// Every process the run starts through the `processes` capability.
-    pub processes: Arc<Supervisor>,
-    /// The target's databases, for stages granted `databases`.
-    pub databases: Arc<DatabaseCatalog>,
+    /// The run's host capabilities (processes, databases, containers, …).
+    pub capabilities: Arc<Registry>,
     /// Stage reports of the run being resumed (empty for a fresh run).
     pub previous: BTreeMap<String, StageReport>,
     /// Previously passed stages whose effects are gone, and why
@@ -523,16 +521,7 @@ async fn run_stage(
             masker: ctx.masker.clone(),
             observer: ctx.observer.clone(),
         },
-        processes: stage
-            .grants
-            .capabilities
-            .contains(&Capability::Processes)
-            .then(|| ctx.processes.clone()),
-        databases: stage
-            .grants
-            .capabilities
-            .contains(&Capability::Databases)
-            .then(|| ctx.databases.clone()),
+        capabilities: &ctx.capabilities,
         base_dir: &ctx.pipeline.base_dir,
     };
     let config = stage.with.to_string();

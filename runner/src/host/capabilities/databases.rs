@@ -32,7 +32,7 @@ use sqlx::{Column, ConnectOptions, Connection, Row, TypeInfo, ValueRef};
 
 use crate::host::bindings::valero::stage::databases::{self, ConnectionInfo, Engine};
 use crate::pipeline::{DatabaseScope, EnvValue, Target};
-use crate::sandbox::StoreState;
+use crate::secrets::Masker;
 use results::{LimitError, RowsJson};
 use statement::Refusal;
 
@@ -136,6 +136,7 @@ pub struct DatabaseSession {
     catalog: Arc<DatabaseCatalog>,
     scope: DatabaseScope,
     open: HashMap<String, Conn>,
+    masker: Arc<Masker>,
 }
 
 enum Conn {
@@ -157,11 +158,12 @@ enum QueryError {
 }
 
 impl DatabaseSession {
-    pub fn new(catalog: Arc<DatabaseCatalog>, scope: DatabaseScope) -> Self {
+    pub fn new(catalog: Arc<DatabaseCatalog>, scope: DatabaseScope, masker: Arc<Masker>) -> Self {
         DatabaseSession {
             catalog,
             scope,
             open: HashMap::new(),
+            masker,
         }
     }
 
@@ -554,25 +556,16 @@ fn password(url: &str) -> Option<String> {
     })
 }
 
-impl StoreState {
-    fn database_session(&mut self) -> Result<&mut DatabaseSession, String> {
-        self.databases
-            .as_mut()
-            .ok_or_else(|| "the `databases` capability is not granted to this stage".to_string())
-    }
-
+impl DatabaseSession {
     /// Errors cross into the guest masked: a driver message must not hand it a credential.
-    pub(crate) fn masked<T>(&self, r: Result<T, String>) -> Result<T, String> {
-        r.map_err(|e| self.io.masker.mask(&e).into_owned())
+    fn masked<T>(&self, r: Result<T, String>) -> Result<T, String> {
+        r.map_err(|e| self.masker.mask(&e).into_owned())
     }
 }
 
-impl databases::Host for StoreState {
+impl databases::Host for DatabaseSession {
     async fn names(&mut self) -> wasmtime::Result<Vec<String>> {
-        Ok(self
-            .database_session()
-            .map(|s| s.names())
-            .unwrap_or_default())
+        Ok(DatabaseSession::names(self))
     }
 
     async fn connect(
@@ -581,10 +574,7 @@ impl databases::Host for StoreState {
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<ConnectionInfo, String>> {
         let timeout = Duration::from_millis(u64::from(timeout_ms));
-        let r = match self.database_session() {
-            Ok(s) => s.connect(&name, timeout).await,
-            Err(e) => Err(e),
-        };
+        let r = DatabaseSession::connect(self, &name, timeout).await;
         Ok(self.masked(r))
     }
 
@@ -593,10 +583,7 @@ impl databases::Host for StoreState {
         name: String,
         sql: String,
     ) -> wasmtime::Result<Result<String, String>> {
-        let r = match self.database_session() {
-            Ok(s) => s.query(&name, &sql).await,
-            Err(e) => Err(e),
-        };
+        let r = DatabaseSession::query(self, &name, &sql).await;
         Ok(self.masked(r))
     }
 }

@@ -17,12 +17,11 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use crate::effects::Effect;
+use crate::effects::{Effect, EffectLog};
 use crate::host::bindings::valero::stage::processes::{
     self, JobResult, Service, ServiceStatus as Status,
 };
 use crate::pipeline::{ProcessSpec, Target};
-use crate::sandbox::StoreState;
 use crate::secrets::Masker;
 
 /// How long a service gets to exit after SIGTERM before SIGKILL.
@@ -354,16 +353,26 @@ fn list<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-fn supervisor(state: &StoreState) -> wasmtime::Result<&Arc<Supervisor>> {
-    state
-        .processes
-        .as_ref()
-        .ok_or_else(|| wasmtime::format_err!("processes capability linked without a supervisor"))
+/// One attempt's use of the run's supervisor: what it starts is recorded
+/// as the stage's effects.
+pub struct ProcessSession {
+    supervisor: Arc<Supervisor>,
+    effects: EffectLog,
 }
 
-impl processes::Host for StoreState {
+impl ProcessSession {
+    pub fn new(supervisor: Arc<Supervisor>, effects: EffectLog) -> Self {
+        ProcessSession {
+            supervisor,
+            effects,
+        }
+    }
+}
+
+impl processes::Host for ProcessSession {
     async fn services(&mut self) -> wasmtime::Result<Vec<Service>> {
-        Ok(supervisor(self)?
+        Ok(self
+            .supervisor
             .list_services()
             .into_iter()
             .map(|s| Service {
@@ -375,10 +384,10 @@ impl processes::Host for StoreState {
             .collect())
     }
     async fn jobs(&mut self) -> wasmtime::Result<Vec<String>> {
-        Ok(supervisor(self)?.jobs.keys().cloned().collect())
+        Ok(self.supervisor.jobs.keys().cloned().collect())
     }
     async fn start(&mut self, name: String) -> wasmtime::Result<Result<u32, String>> {
-        let started = supervisor(self)?.clone().start(&name).await;
+        let started = self.supervisor.start(&name).await;
         if started.is_ok() {
             // A service lives in the runner's process tree: it ends with the run.
             self.effects.record(Effect::Service { name });
@@ -386,19 +395,19 @@ impl processes::Host for StoreState {
         Ok(started)
     }
     async fn stop(&mut self, name: String) -> wasmtime::Result<Result<(), String>> {
-        Ok(supervisor(self)?.clone().stop(&name).await)
+        Ok(self.supervisor.stop(&name).await)
     }
     async fn status(&mut self, name: String) -> wasmtime::Result<Result<Status, String>> {
-        Ok(supervisor(self)?.clone().status(&name).await)
+        Ok(self.supervisor.status(&name).await)
     }
     async fn log_tail(
         &mut self,
         name: String,
         max: u32,
     ) -> wasmtime::Result<Result<String, String>> {
-        Ok(supervisor(self)?.log_tail(&name, max as usize))
+        Ok(self.supervisor.log_tail(&name, max as usize))
     }
     async fn run_job(&mut self, name: String) -> wasmtime::Result<Result<JobResult, String>> {
-        Ok(supervisor(self)?.clone().run_job(&name).await)
+        Ok(self.supervisor.run_job(&name).await)
     }
 }

@@ -14,7 +14,7 @@ pub mod policy;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
@@ -36,10 +36,9 @@ use crate::effects::{Effect, EffectLog};
 use crate::host::bindings::valero::stage::containers::{
     self, ContainerInfo, ContainerSpec, ContainerState, HealthStatus, Removed, RestartPolicy,
 };
-use crate::host::log::LogBuffer;
+use crate::host::log::StageLog;
 use crate::pipeline::ContainerGrant;
 use crate::report::LogLevel;
-use crate::sandbox::{StageIo, StoreState};
 
 use policy::{PROJECT_LABEL, not_owned, owned, refused};
 
@@ -53,30 +52,10 @@ pub struct ContainerSession {
     grant: ContainerGrant,
     base_dir: PathBuf,
     docker: Option<Docker>,
-    log: LogSink,
+    /// Build output goes to the stage log like the plugin's own lines.
+    log: StageLog,
     /// Containers and images the stage leaves behind (persistent effects).
     effects: EffectLog,
-}
-
-/// Build output goes to the stage log like the plugin's own lines.
-pub struct LogSink {
-    pub io: StageIo,
-    pub logs: LogBuffer,
-    pub stage: String,
-    pub started: Instant,
-}
-
-impl LogSink {
-    fn line(&self, level: LogLevel, message: &str) {
-        crate::host::log::emit(
-            &self.io,
-            &self.logs,
-            &self.stage,
-            self.started,
-            level,
-            message,
-        );
-    }
 }
 
 type R<T> = Result<T, String>;
@@ -109,7 +88,12 @@ fn not_found(e: &bollard::errors::Error) -> bool {
 }
 
 impl ContainerSession {
-    pub fn new(grant: ContainerGrant, base_dir: PathBuf, log: LogSink, effects: EffectLog) -> Self {
+    pub fn new(
+        grant: ContainerGrant,
+        base_dir: PathBuf,
+        log: StageLog,
+        effects: EffectLog,
+    ) -> Self {
         ContainerSession {
             grant,
             base_dir,
@@ -771,33 +755,26 @@ fn info(c: ContainerInspectResponse) -> ContainerInfo {
     }
 }
 
-impl StoreState {
-    fn container_session(&mut self) -> R<&mut ContainerSession> {
-        self.containers
-            .as_mut()
-            .ok_or_else(|| "the `containers` capability is not granted to this stage".to_string())
+impl ContainerSession {
+    /// Errors cross into the guest masked: a secret passed as an env value or
+    /// build arg must not come back in an engine message.
+    fn masked<T>(&self, r: R<T>) -> R<T> {
+        r.map_err(|e| self.log.io.masker.mask(&e).into_owned())
     }
 }
 
-/// Runs `f` on the session and masks the error text (a secret passed as an
-/// env value or build arg must not come back in an engine message).
+/// Runs the session's call and masks its error text.
 macro_rules! with_session {
     ($self:ident, |$s:ident| $body:expr) => {{
-        let r = match $self.container_session() {
-            Ok($s) => $body.await,
-            Err(e) => Err(e),
-        };
+        let $s = &mut *$self;
+        let r = $body.await;
         Ok($self.masked(r))
     }};
 }
 
-impl containers::Host for StoreState {
+impl containers::Host for ContainerSession {
     async fn project(&mut self) -> wasmtime::Result<String> {
-        Ok(self
-            .containers
-            .as_ref()
-            .map(|s| s.project().to_string())
-            .unwrap_or_default())
+        Ok(ContainerSession::project(self).to_string())
     }
 
     async fn build_image(
