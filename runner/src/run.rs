@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::engine::Runtime;
 use crate::exit::Exit;
@@ -145,7 +145,8 @@ pub async fn run(
             }),
     );
 
-    let started = Instant::now();
+    // The scheduler's clock (tokio's, so its unit tests can pause it).
+    let started = tokio::time::Instant::now();
     let now = time::OffsetDateTime::now_utc();
     let now_text = now
         .format(&time::format_description::well_known::Rfc3339)
@@ -212,7 +213,7 @@ pub async fn run(
         masker: masker.clone(),
     }));
     let ctx = Arc::new(RunContext {
-        runtime,
+        executor: runtime,
         pipeline: pipeline.clone(),
         recorder: Arc::new(recorder),
         run_id,
@@ -252,7 +253,11 @@ pub async fn run(
 
 /// The pipeline deadline of a session: the pipeline's timeout bounds the
 /// whole run, so a resumed session has what the earlier ones left of it.
-fn pipeline_deadline(started: Instant, timeout: Duration, spent: Duration) -> Instant {
+fn pipeline_deadline(
+    started: tokio::time::Instant,
+    timeout: Duration,
+    spent: Duration,
+) -> tokio::time::Instant {
     started + timeout.saturating_sub(spent)
 }
 
@@ -451,7 +456,7 @@ mod tests {
 
     #[test]
     fn a_resumed_session_gets_what_is_left_of_the_pipeline_deadline() {
-        let start = Instant::now();
+        let start = tokio::time::Instant::now();
         let timeout = Duration::from_secs(60);
         assert_eq!(
             pipeline_deadline(start, timeout, Duration::ZERO),

@@ -9,15 +9,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+mod executor;
 mod limit;
+#[cfg(test)]
+mod tests;
 
-use crate::engine::{AttemptOutcome, LoadedPlugin, Runtime};
+pub use executor::Executor;
+
+use crate::engine::{AttemptOutcome, Runtime};
 use crate::host::StageContext;
 use crate::host::capabilities::Registry;
 use crate::observer::Observer;
@@ -38,8 +44,9 @@ use limit::AttemptLimit;
 const OUTPUT_PREVIEW: usize = 4096;
 
 /// Everything stage tasks share.
-pub struct RunContext {
-    pub runtime: Arc<Runtime>,
+pub struct RunContext<E: Executor = Runtime> {
+    /// Runs the attempts (the wasmtime runtime in a run).
+    pub executor: Arc<E>,
     pub pipeline: Arc<Pipeline>,
     pub recorder: Arc<Recorder>,
     pub run_id: String,
@@ -67,7 +74,7 @@ pub struct RunContext {
     pub excluded: Vec<Excluded>,
 }
 
-impl RunContext {
+impl<E: Executor> RunContext<E> {
     /// Milliseconds since the run first started (across resumes).
     fn now_ms(&self) -> f64 {
         ms(self.time_offset + self.started.elapsed())
@@ -76,8 +83,8 @@ impl RunContext {
 
 /// A stage's plugin, loaded before the run starts, or why it could not be.
 #[derive(Clone)]
-pub enum PluginSlot {
-    Loaded(Arc<LoadedPlugin>, LoadReport),
+pub enum PluginSlot<P = <Runtime as Executor>::Plugin> {
+    Loaded(P, LoadReport),
     Failed(String),
 }
 
@@ -124,10 +131,10 @@ enum Slot {
 }
 
 /// Runs the plan to completion (or interruption) and returns the report.
-pub async fn execute(
-    ctx: Arc<RunContext>,
+pub async fn execute<E: Executor>(
+    ctx: Arc<RunContext<E>>,
     plan: &Plan,
-    mut plugins: BTreeMap<String, PluginSlot>,
+    mut plugins: BTreeMap<String, PluginSlot<E::Plugin>>,
     jobs: usize,
     mut interrupt: Interrupt,
 ) -> RunReport {
@@ -246,7 +253,7 @@ pub async fn execute(
             let slot = plugins.remove(&planned.name);
             let fingerprint = match &slot {
                 Some(PluginSlot::Loaded(p, _)) => {
-                    Some(fingerprint(stage, &p.digest, &ctx.target, &inputs))
+                    Some(fingerprint(stage, E::digest(p), &ctx.target, &inputs))
                 }
                 _ => None,
             };
@@ -322,7 +329,7 @@ pub async fn execute(
 
 /// Records a stage's final report and tells the observer.
 fn finish<'p>(
-    ctx: &RunContext,
+    ctx: &RunContext<impl Executor>,
     slots: &mut BTreeMap<&'p str, Slot>,
     reports: &mut BTreeMap<String, StageReport>,
     name: &'p str,
@@ -337,7 +344,7 @@ fn finish<'p>(
 /// On a resumed run: the previous report to reuse, or a note saying why the
 /// stage runs again (see [`crate::resume`]).
 fn resume_decision(
-    ctx: &RunContext,
+    ctx: &RunContext<impl Executor>,
     stage: &Stage,
     needs: &[String],
     reports: &BTreeMap<String, StageReport>,
@@ -398,7 +405,7 @@ fn in_progress(mut report: RunReport) -> RunReport {
 
 /// The run report from the stage reports so far, in plan order.
 fn assemble(
-    ctx: &RunContext,
+    ctx: &RunContext<impl Executor>,
     plan: &Plan,
     reports: &BTreeMap<String, StageReport>,
     interrupted: bool,
@@ -467,10 +474,10 @@ fn not_run(stage: &Stage, status: StageStatus, reason: String) -> StageReport {
 }
 
 /// One stage: attempts with retries, bounded by its timeout and the pipeline deadline.
-async fn run_stage(
-    ctx: Arc<RunContext>,
+async fn run_stage<E: Executor>(
+    ctx: Arc<RunContext<E>>,
     index: usize,
-    slot: Option<PluginSlot>,
+    slot: Option<PluginSlot<E::Plugin>>,
     inputs: BTreeMap<String, String>,
     mut cancel: watch::Receiver<bool>,
 ) -> StageReport {
@@ -491,7 +498,7 @@ async fn run_stage(
 
     let plugin = match slot {
         Some(PluginSlot::Loaded(p, load)) => {
-            report.digest = Some(p.digest.to_string());
+            report.digest = Some(E::digest(&p).to_string());
             report.load = Some(load);
             p
         }
@@ -544,8 +551,8 @@ async fn run_stage(
         };
         let a_start = ctx.now_ms();
         let run = ctx
-            .runtime
-            .run_attempt(&plugin, &spec, context, limit.duration());
+            .executor
+            .attempt(&plugin, &spec, context, limit.duration());
         let (outcome, capture) = tokio::select! {
             r = run => match r {
                 Ok((outcome, capture)) => (Ended::Ran(outcome), Some(capture)),
