@@ -33,6 +33,16 @@ const DEPLOY: &str = "[stages.build]\nplugin = \"builtin:deploy-local\"\nwith = 
 
 const CLEANUP: &str = "[stages.cleanup]\nplugin = \"builtin:deploy-local\"\nneeds = [\"deploy\", \"probe\"]\nalways = true\nwith = { action = \"stop\" }\ngrants = { processes = true }\n";
 
+/// The directory of the project's one run.
+fn only_run_dir(project: &Project) -> std::path::PathBuf {
+    std::fs::read_dir(project.path().join(".valero/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+}
+
 fn listening(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
@@ -58,12 +68,7 @@ fn deploy_local_starts_in_order_waits_ready_and_cleanup_stops() {
     assert_eq!(stage(&report, "probe")["status"], "passed");
     assert_eq!(stage(&report, "cleanup")["status"], "passed");
     // The job ran the declared command with the declared env, logged in the run dir.
-    let run_dir = std::fs::read_dir(project.path().join(".valero/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = only_run_dir(&project);
     let job_log = std::fs::read_to_string(run_dir.join("jobs/hello.log")).unwrap();
     assert_eq!(job_log.trim(), "built hello-ok");
     assert!(run_dir.join("services/web-a.log").exists());
@@ -152,12 +157,7 @@ fn a_job_cut_off_by_its_stage_timeout_leaves_none_of_its_processes() {
         "timed_out",
         "{report:#}"
     );
-    let run_dir = std::fs::read_dir(project.path().join(".valero/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = only_run_dir(&project);
     let pid = std::fs::read_to_string(run_dir.join("grandchild.pid"))
         .expect("the job started its background process");
     let pid: u32 = pid.trim().parse().unwrap();
