@@ -130,6 +130,36 @@ fn retries_back_off_and_never_pass_the_pipeline_deadline() {
     assert!(took < Duration::from_secs(10));
 }
 
+/// A plugin learns how long its attempt has left: the stage's timeout, or
+/// what is left of the pipeline deadline when that ends first.
+#[test]
+fn a_plugin_sees_the_time_its_attempt_has_left() {
+    let tk = plugin_lines("testkit");
+    let p = format!(
+        "[pipeline]\nname = \"left\"\ndefault_target = \"local\"\ntimeout = \"1m\"\n[targets.local]\n\
+         [stages.short]\n{tk}timeout = \"20s\"\nwith = {{ behavior = \"remaining\" }}\n\
+         [stages.long]\n{tk}timeout = \"10m\"\nwith = {{ behavior = \"remaining\" }}\n"
+    );
+    let (code, report, out) = Project::new(&p).run(&[]);
+    assert_eq!(code, 0, "{}", stderr(&out));
+    let left = |s: &str| {
+        stage(&report, s)["outputs"]["remaining_ms"]
+            .as_u64()
+            .unwrap()
+    };
+    // Loading and starting the plugin take some of it; never more than the limit.
+    assert!(
+        (10_000..=20_000).contains(&left("short")),
+        "{}",
+        left("short")
+    );
+    assert!(
+        (30_000..=60_000).contains(&left("long")),
+        "{}",
+        left("long")
+    );
+}
+
 /// A timed-out attempt says which limit ended it and where to raise it.
 #[test]
 fn a_timeout_names_the_limit_that_fired() {

@@ -110,6 +110,37 @@ fn health_probes_every_endpoint_concurrently() {
     );
 }
 
+/// A stage timeout shorter than `deadline_ms` still ends in health's report
+/// (every probe's last answer), not in a timeout without one.
+#[test]
+fn health_reports_before_its_stage_times_out() {
+    let never = scripted_server(|_, path| match path {
+        "/ready" => Reply::new(503, r#"{"status":"not ready","reason":"migrating"}"#),
+        _ => Reply::new(200, r#"{"status":"ok"}"#),
+    });
+    let project = Project::new(
+        &health_pipeline(
+            &[("never", never)],
+            "deadline_ms = 60000, initial_backoff_ms = 50, max_backoff_ms = 200",
+            "http://127.0.0.1:*",
+        )
+        .replace("timeout = \"30s\"", "timeout = \"3s\""),
+    );
+    let (code, report, out) = project.run(&[]);
+    assert_eq!(code, 1, "{}", stderr(&out));
+    let health = stage(&report, "health");
+    let attempt = &health["attempts"][0];
+    assert_eq!(attempt["outcome"], "returned", "{health:#}");
+    let ready = message(health, "never /ready");
+    assert!(
+        ready.contains("got 503") && ready.contains("migrating"),
+        "{ready}"
+    );
+    assert_eq!(check(health, "never /health")["verdict"], "pass");
+    let logs = attempt["logs"].to_string();
+    assert!(logs.contains("longer than the stage has left"), "{logs}");
+}
+
 #[test]
 fn a_service_that_never_becomes_ready_fails_with_its_last_response() {
     // Becomes ready 600 ms after the first probe (not after it started: on a

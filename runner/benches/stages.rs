@@ -270,6 +270,7 @@ async fn attempt(runtime: &Runtime, plugin: &LoadedPlugin, grants: &Grants, with
         attempt: 1,
         config: with.to_string(),
         inputs: BTreeMap::new(),
+        ends_at: None,
     };
     let (outcome, _) = runtime
         .run_attempt(plugin, &spec, context, Duration::from_secs(600))

@@ -4,7 +4,7 @@
 //! ```toml
 //! [stages.health]
 //! plugin = "builtin:health"
-//! timeout = "1m"                         # keep it above deadline_ms
+//! timeout = "1m"                         # probing stops 0.5 s before it
 //! with = { deadline_ms = 30000, request_timeout_ms = 2000,
 //!          initial_backoff_ms = 100, max_backoff_ms = 2000, latency_budget_ms = 1000,
 //!          endpoints = [ { path = "/health", status = 200, json = { status = "ok" } },
@@ -28,6 +28,10 @@
 //! that doubles from `initial_backoff_ms` to `max_backoff_ms`, never past the
 //! deadline. At the deadline a probe that never passed fails with its last
 //! response (status and a body excerpt) or error, and its number of attempts.
+//! The deadline is `deadline_ms`, or less when the stage has less time left
+//! (`valero_sdk::remaining`, less 0.5 s to report): a stage timeout shorter
+//! than `deadline_ms` ends in a report with every probe's answer, not in a
+//! timeout without one.
 //! A request the host denies (no `http` grant covers the URL) fails at once.
 //!
 //! One check per probe, named `<service> <path>`, with evidence `url`, `status`,
@@ -133,6 +137,9 @@ impl Probe<'_> {
     }
 }
 
+/// Time kept back from the attempt's remaining time to build the report.
+const REPORT_MARGIN: Duration = Duration::from_millis(500);
+
 /// The shortest attempt worth sending before the deadline.
 const MIN_ATTEMPT: Duration = Duration::from_millis(10);
 
@@ -140,6 +147,8 @@ struct Run<'c> {
     config: &'c Config,
     start: Instant,
     deadline: Instant,
+    /// `deadline_ms`, or less when the attempt has less time left.
+    budget_ms: u64,
     probes: Vec<Probe<'c>>,
     done: u64,
 }
@@ -164,10 +173,22 @@ impl<'c> Run<'c> {
                 });
             }
         }
+        // Give up in time to report: never past what the host leaves the attempt.
+        let wanted = Duration::from_millis(config.deadline_ms);
+        let left = valero_sdk::remaining().saturating_sub(REPORT_MARGIN);
+        if left < wanted {
+            log::warn(format!(
+                "deadline_ms {} is longer than the stage has left; probing for {} ms (raise the stage's timeout to probe longer)",
+                config.deadline_ms,
+                left.as_millis()
+            ));
+        }
+        let budget = wanted.min(left);
         Self {
             config,
             start,
-            deadline: start + Duration::from_millis(config.deadline_ms),
+            deadline: start + budget,
+            budget_ms: budget.as_millis() as u64,
             probes,
             done: 0,
         }
@@ -180,7 +201,7 @@ impl<'c> Run<'c> {
             "probing {} endpoint(s) on {} service(s) concurrently, deadline {} ms",
             self.config.endpoints.len(),
             self.config.services.len(),
-            self.config.deadline_ms
+            self.budget_ms
         ));
         loop {
             self.send_due();
@@ -358,7 +379,7 @@ impl<'c> Run<'c> {
         };
         let message = format!(
             "not ready by the deadline ({} ms) after {} attempt(s): {seen}",
-            self.config.deadline_ms, probe.attempts
+            self.budget_ms, probe.attempts
         );
         self.finish(index, now, false, message);
     }

@@ -169,3 +169,11 @@ pub fn target() -> String {
 pub fn attempt() -> u32 {
     context::attempt()
 }
+
+/// How long this attempt has left before the host stops it (the stage's
+/// timeout or the pipeline deadline, whichever ends first). Bound your own
+/// waits by it — less a margin to report in — rather than asking users to
+/// repeat the stage's timeout in `with`.
+pub fn remaining() -> std::time::Duration {
+    std::time::Duration::from_millis(context::remaining_ms())
+}

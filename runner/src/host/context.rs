@@ -16,6 +16,8 @@ pub struct StageContext {
     pub config: String,
     /// Outputs (JSON) of the stages this stage directly `needs`.
     pub inputs: BTreeMap<String, String>,
+    /// When the attempt will be stopped (`None`: no limit known).
+    pub ends_at: Option<std::time::Instant>,
 }
 
 impl Host for StageContext {
@@ -36,6 +38,12 @@ impl Host for StageContext {
     }
     async fn input(&mut self, stage: String) -> wasmtime::Result<Option<String>> {
         Ok(self.inputs.get(&stage).cloned())
+    }
+    async fn remaining_ms(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.ends_at.map_or(u64::MAX, |end| {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+        }))
     }
 }
 

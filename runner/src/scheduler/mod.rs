@@ -548,6 +548,8 @@ async fn run_stage<E: Executor>(
             attempt,
             config: config.clone(),
             inputs: inputs.clone(),
+            // Real time: the guest's clock, not the scheduler's.
+            ends_at: Some(std::time::Instant::now() + limit.duration()),
         };
         let a_start = ctx.now_ms();
         let run = ctx

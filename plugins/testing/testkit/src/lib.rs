@@ -8,6 +8,7 @@
 //! | `fail` | `message` | one failing check with `message` |
 //! | `inconclusive` | `message` | one inconclusive check |
 //! | `sleep` | `ms` | `std::thread::sleep` (blocking host call), then pass |
+//! | `remaining` | | pass with `remaining_ms` (the attempt's time left, `valero_sdk::remaining`) in outputs |
 //! | `spin` | | infinite CPU loop |
 //! | `cpu` | `n` | `n` rounds of xorshift (bounded CPU work, for benchmarks); pass with the result |
 //! | `host-calls` | `n` | `n` calls of `context.attempt` (a no-op host call, for benchmarks); pass |
@@ -83,6 +84,11 @@ impl Plugin for Testkit {
             "sleep" => {
                 std::thread::sleep(Duration::from_millis(with.ms));
                 single(Check::pass(behavior).message(format!("slept {} ms", with.ms)))
+            }
+            "remaining" => {
+                let left = valero_sdk::remaining().as_millis() as u64;
+                Report::from_checks("testkit remaining", vec![Check::pass(behavior)])
+                    .outputs(json!({ "remaining_ms": left }))
             }
             "spin" => spin(),
             "cpu" => {
