@@ -569,7 +569,8 @@ async fn run_stage<E: Executor>(
             a_end,
             outcome,
             &mut report,
-            limit.timed_out(&stage.name, ctx.pipeline.timeout),
+            &limit,
+            ctx.pipeline.timeout,
         );
         let (stdout, stderr) = capture
             .as_ref()
@@ -659,7 +660,8 @@ fn attempt_report(
     end_ms: f64,
     ended: Ended,
     stage: &mut StageReport,
-    timed_out: String,
+    limit: &AttemptLimit,
+    pipeline_timeout: Duration,
 ) -> (AttemptReport, StageStatus) {
     let mut verdict = None;
     let (kind, message, status) = match ended {
@@ -691,9 +693,11 @@ fn attempt_report(
                 Some(problem) => (AttemptEnd::Returned, problem, StageStatus::Failed),
             }
         }
-        Ended::Ran(AttemptOutcome::TimedOut { .. }) => {
-            (AttemptEnd::TimedOut, timed_out, StageStatus::Failed)
-        }
+        Ended::Ran(AttemptOutcome::TimedOut { .. }) => (
+            AttemptEnd::TimedOut,
+            limit.timed_out(&stage.name, pipeline_timeout),
+            StageStatus::Failed,
+        ),
         Ended::Ran(AttemptOutcome::MemoryLimit { requested, message }) => (
             AttemptEnd::MemoryLimit,
             format!(

@@ -309,34 +309,31 @@ impl GroupGuard {
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        #[cfg(unix)]
         if let Some(pid) = self.0 {
-            // SAFETY: plain kill(2) on the group we created for this child.
-            unsafe {
-                libc::kill(-(pid as i32), libc::SIGKILL);
-            }
+            signal_group(pid, libc::SIGKILL);
         }
+    }
+}
+
+/// Sends `signal` to the process group a child leads (see `command`).
+fn signal_group(pid: u32, signal: libc::c_int) {
+    #[cfg(unix)]
+    // SAFETY: plain kill(2) on the group we created for this child.
+    unsafe {
+        libc::kill(-(pid as i32), signal);
     }
 }
 
 /// SIGTERM to the process group, SIGKILL after the grace period; the exit code.
 async fn terminate(mut child: Child) -> i32 {
-    #[cfg(unix)]
     if let Some(pid) = child.id() {
-        // SAFETY: plain kill(2) on the group we created for this child.
-        unsafe {
-            libc::kill(-(pid as i32), libc::SIGTERM);
-        }
+        signal_group(pid, libc::SIGTERM);
     }
     match tokio::time::timeout(STOP_GRACE, child.wait()).await {
         Ok(Ok(status)) => status.code().unwrap_or(-1),
         _ => {
-            #[cfg(unix)]
             if let Some(pid) = child.id() {
-                // SAFETY: as above.
-                unsafe {
-                    libc::kill(-(pid as i32), libc::SIGKILL);
-                }
+                signal_group(pid, libc::SIGKILL);
             }
             let _ = child.kill().await;
             -1

@@ -763,11 +763,10 @@ impl ContainerSession {
     }
 }
 
-/// Runs the session's call and masks its error text.
-macro_rules! with_session {
-    ($self:ident, |$s:ident| $body:expr) => {{
-        let $s = &mut *$self;
-        let r = $body.await;
+/// Awaits one of the session's calls and masks its error text.
+macro_rules! masked {
+    ($self:ident, $call:expr) => {{
+        let r = $call.await;
         Ok($self.masked(r))
     }};
 }
@@ -785,37 +784,34 @@ impl containers::Host for ContainerSession {
         build_args: Vec<(String, String)>,
         labels: Vec<(String, String)>,
     ) -> wasmtime::Result<R<String>> {
-        with_session!(self, |s| s.build_image(
-            &context_dir,
-            &dockerfile,
-            &tag,
-            &build_args,
-            &labels
-        ))
+        masked!(
+            self,
+            self.build_image(&context_dir, &dockerfile, &tag, &build_args, &labels)
+        )
     }
 
     async fn image_id(&mut self, image: String) -> wasmtime::Result<R<String>> {
-        with_session!(self, |s| s.image_id(&image))
+        masked!(self, self.image_id(&image))
     }
 
     async fn create_network(&mut self, name: String) -> wasmtime::Result<R<String>> {
-        with_session!(self, |s| s.create_network(&name))
+        masked!(self, self.create_network(&name))
     }
 
     async fn create_volume(&mut self, name: String) -> wasmtime::Result<R<String>> {
-        with_session!(self, |s| s.create_volume(&name))
+        masked!(self, self.create_volume(&name))
     }
 
     async fn create_container(&mut self, spec: ContainerSpec) -> wasmtime::Result<R<String>> {
-        with_session!(self, |s| s.create_container(&spec))
+        masked!(self, self.create_container(&spec))
     }
 
     async fn start(&mut self, container: String) -> wasmtime::Result<R<()>> {
-        with_session!(self, |s| s.start(&container))
+        masked!(self, self.start(&container))
     }
 
     async fn stop(&mut self, container: String, timeout_secs: u32) -> wasmtime::Result<R<()>> {
-        with_session!(self, |s| s.stop(&container, timeout_secs))
+        masked!(self, self.stop(&container, timeout_secs))
     }
 
     async fn remove_container(
@@ -823,11 +819,11 @@ impl containers::Host for ContainerSession {
         container: String,
         force: bool,
     ) -> wasmtime::Result<R<()>> {
-        with_session!(self, |s| s.remove_container(&container, force))
+        masked!(self, self.remove_container(&container, force))
     }
 
     async fn inspect_container(&mut self, container: String) -> wasmtime::Result<R<ContainerInfo>> {
-        with_session!(self, |s| s.inspect(&container))
+        masked!(self, self.inspect(&container))
     }
 
     async fn container_logs(
@@ -835,11 +831,11 @@ impl containers::Host for ContainerSession {
         container: String,
         tail: u32,
     ) -> wasmtime::Result<R<String>> {
-        with_session!(self, |s| s.logs(&container, tail))
+        masked!(self, self.logs(&container, tail))
     }
 
     async fn list_containers(&mut self) -> wasmtime::Result<R<Vec<ContainerInfo>>> {
-        with_session!(self, |s| s.list())
+        masked!(self, self.list())
     }
 
     async fn config_hash(&mut self, spec: ContainerSpec) -> wasmtime::Result<String> {
@@ -847,6 +843,6 @@ impl containers::Host for ContainerSession {
     }
 
     async fn remove_project(&mut self, images: bool) -> wasmtime::Result<R<Removed>> {
-        with_session!(self, |s| s.remove_project(images))
+        masked!(self, self.remove_project(images))
     }
 }
