@@ -18,6 +18,7 @@ const BUILTINS: &[&str] = &[
     "e2e",
     "build-images",
     "deploy-compose",
+    "deploy-kubernetes",
 ];
 
 fn main() {
@@ -64,7 +65,8 @@ fn main() {
     println!("cargo:rustc-env=VALERO_PLUGINS_DIR={}", wasm_dir.display());
 }
 
-/// Tests that need a real part — a Docker engine, a PostgreSQL server — are
+/// Tests that need a real part — a Docker engine, a PostgreSQL server, a
+/// Kubernetes API server — are
 /// compiled `#[ignore]`d unless the variable that points them at it is set
 /// (`#[cfg_attr(not(valero_test_docker), ignore = "…")]`), so a machine
 /// without the part shows them as *ignored*, with the reason, never as passed.
@@ -72,6 +74,7 @@ fn main() {
 const REAL_PARTS: &[(&str, &str)] = &[
     ("VALERO_TEST_DOCKER", "valero_test_docker"),
     ("VALERO_TEST_POSTGRES_URL", "valero_test_postgres"),
+    ("VALERO_TEST_KUBECONFIG", "valero_test_kubernetes"),
 ];
 
 fn real_parts_for_tests() {

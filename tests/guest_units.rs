@@ -1,5 +1,6 @@
 //! The guest crates' own unit tests (the Hurl subset's parser and runner, the
-//! health plugin's probe logic, the compose subset's parser) run natively here, so the one test command
+//! health plugin's probe logic, the compose subset's parser, the Kubernetes
+//! deploy's rendering and its flow against a fake cluster) run natively here, so the one test command
 //! covers them too. They live in the `plugins/` workspace (target
 //! wasm32-wasip2), which the runner's workspace cannot include.
 
@@ -20,6 +21,8 @@ fn guest_crates_pass_their_unit_tests() {
         "health",
         "-p",
         "valero-compose",
+        "-p",
+        "deploy-kubernetes",
         "--manifest-path",
     ])
     .arg(root.join("plugins/Cargo.toml"))
@@ -48,5 +51,5 @@ fn guest_crates_pass_their_unit_tests() {
         .filter_map(|l| l.strip_prefix("test result: ok. "))
         .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
         .sum();
-    assert!(ran >= 55, "only {ran} guest unit tests ran:\n{text}");
+    assert!(ran >= 90, "only {ran} guest unit tests ran:\n{text}");
 }

@@ -243,6 +243,7 @@ fn no_capabilities() -> &'static Registry {
             base_dir: Path::new("/"),
             secrets: &BTreeMap::new(),
             masker: Arc::new(Masker::default()),
+            plan_only: false,
         })
     })
 }
@@ -780,6 +781,7 @@ fn pipeline_overhead(rt: &tokio::runtime::Runtime, out: &mut Results, dir: &Path
                 resume: None,
                 compile_timeout: valero::engine::budget::DEFAULT_COMPILE_TIME,
                 observer: Arc::new(Silent),
+                plan_only: false,
             };
             let (interrupt, _keep) = valero::scheduler::Interrupt::channel();
             let t = Instant::now();

@@ -57,13 +57,19 @@ pub enum Command {
         #[arg(default_value = "pipeline.toml")]
         pipeline: PathBuf,
     },
-    /// Show what a run would do: stages in order, what each needs and is granted.
+    /// Show what a run would do: stages in order, what each needs and is
+    /// granted; on a target with a Kubernetes cluster also what its deploy
+    /// would change there (a server-side dry run: created / changed fields /
+    /// unchanged per object), with no change to the cluster.
     Plan {
         #[arg(default_value = "pipeline.toml")]
         pipeline: PathBuf,
         /// Target to plan for (default: the pipeline's default_target).
         #[arg(long, short)]
         target: Option<String>,
+        /// Only the stage plan: do not contact the cluster.
+        #[arg(long)]
+        offline: bool,
     },
     /// Work with plugin components.
     #[command(subcommand)]
@@ -288,13 +294,21 @@ async fn dispatch(cli: Cli, tty: bool) -> Exit {
                 Err(e) => fail(e),
             }
         }
-        Command::Plan { pipeline, target } => {
+        Command::Plan {
+            pipeline,
+            target,
+            offline,
+        } => {
             let result = run::load_pipeline(&pipeline)
                 .and_then(|p| run::plan_for(&p, target.as_deref()).map(|plan| (p, plan)));
             match result {
                 Ok((p, plan)) => {
                     print!("{}", crate::describe::plan(&p, &plan));
-                    Exit::Success
+                    if offline {
+                        Exit::Success
+                    } else {
+                        cmd_dry_run(pipeline, &p, &plan).await
+                    }
                 }
                 Err(e) => fail(e),
             }
@@ -486,6 +500,7 @@ async fn cmd_run(args: RunArgs, observer: std::sync::Arc<dyn crate::observer::Ob
         resume: args.resume,
         compile_timeout: args.compile_timeout,
         observer,
+        plan_only: false,
     };
     let (interrupt, sender) = Interrupt::channel();
     tokio::spawn(async move {
@@ -502,6 +517,61 @@ async fn cmd_run(args: RunArgs, observer: std::sync::Arc<dyn crate::observer::Ob
                 eprintln!("warning: cannot write the GitHub step summary: {e}");
             }
             if written { exit } else { Exit::Internal }
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `valero plan` on a target with a cluster: runs the stages granted
+/// `kubernetes` with every capability in plan-only mode (the records go to
+/// a temporary directory: a plan is not a run), and prints each one's diff.
+async fn cmd_dry_run(
+    path: PathBuf,
+    p: &crate::pipeline::Pipeline,
+    plan: &crate::plan::Plan,
+) -> Exit {
+    use crate::pipeline::Capability;
+    let stages: Vec<String> = plan
+        .stages
+        .iter()
+        .filter(|s| {
+            p.stages[s.index]
+                .grants
+                .capabilities
+                .contains(&Capability::Kubernetes)
+        })
+        .map(|s| s.name.clone())
+        .collect();
+    if stages.is_empty() {
+        return Exit::Success;
+    }
+    let state = match tempfile::tempdir() {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("error: cannot create a temporary directory for the dry run: {e}");
+            return Exit::Internal;
+        }
+    };
+    let opts = RunOptions {
+        pipeline: path,
+        target: Some(plan.target.clone()),
+        jobs: 1,
+        cache_dir: Some(crate::engine::CompileCache::default_dir()),
+        state_dir: Some(state.path().to_path_buf()),
+        selection: crate::plan::Selection {
+            only: stages,
+            skip: Vec::new(),
+        },
+        resume: None,
+        compile_timeout: crate::engine::budget::DEFAULT_COMPILE_TIME,
+        observer: std::sync::Arc::new(crate::observer::Silent),
+        plan_only: true,
+    };
+    let (interrupt, _sender) = Interrupt::channel();
+    match run::run(&opts, interrupt).await {
+        Ok((report, exit, _)) => {
+            print!("{}", crate::describe::dry_run(&plan.target, &report));
+            exit
         }
         Err(e) => fail(e),
     }

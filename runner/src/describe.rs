@@ -149,6 +149,18 @@ fn grants(g: &Grants) -> String {
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 parts.push(format!("databases [{}]", names.join(", ")));
             }
+            (crate::pipeline::Capability::Kubernetes, _) if g.kubernetes.is_some() => {
+                if let Some(k) = &g.kubernetes {
+                    let join = |v: &std::collections::BTreeSet<String>| {
+                        v.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+                    };
+                    parts.push(format!(
+                        "kubernetes (namespaces [{}]; kinds [{}])",
+                        join(&k.namespaces),
+                        join(&k.kinds)
+                    ));
+                }
+            }
             (crate::pipeline::Capability::Containers, _) => {
                 let Some(c) = &g.containers else {
                     parts.push(c.name().to_string());
@@ -172,6 +184,48 @@ fn grants(g: &Grants) -> String {
     } else {
         parts.join("; ")
     }
+}
+
+/// What `valero plan` shows of a plan-only run: per stage its summary, and
+/// per object of its `plan …` checks what would happen to it.
+pub fn dry_run(target: &str, report: &crate::report::RunReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\ndry run on target `{target}` (server-side; nothing was changed)"
+    );
+    for stage in &report.stages {
+        let _ = writeln!(out, "  {}: {}", stage.name, stage.summary);
+        if let Some(reason) = stage.reason.as_deref().filter(|r| !r.is_empty()) {
+            let _ = writeln!(out, "    {reason}");
+        }
+        for check in &stage.checks {
+            let Some(object) = check.name.strip_prefix("plan ") else {
+                continue;
+            };
+            let evidence = |key: &str| {
+                check
+                    .evidence
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or("", |(_, v)| v.as_str())
+            };
+            let line = match (check.verdict, evidence("change")) {
+                (crate::report::Verdict::Pass, "created") => format!("+ {object}"),
+                (crate::report::Verdict::Pass, "unchanged") => format!("= {object}"),
+                (crate::report::Verdict::Pass, "configured") => {
+                    format!("~ {object}: {}", evidence("changed_fields"))
+                }
+                _ => format!("! {object}: {}", check.message),
+            };
+            let _ = writeln!(out, "    {line}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  (+ would be created, ~ would change these fields, = unchanged, ! cannot be applied)"
+    );
+    out
 }
 
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub struct RunOptions {
     /// `--compile-timeout`: wall time for compiling one plugin.
     pub compile_timeout: Duration,
     pub observer: Arc<dyn Observer>,
+    /// `valero plan`: capabilities change nothing (Kubernetes applies are
+    /// server-side dry runs; deletes and replaces are refused).
+    pub plan_only: bool,
 }
 
 /// A run that could not start, with the exit code it maps to.
@@ -211,6 +214,7 @@ pub async fn run(
         base_dir: &pipeline.base_dir,
         secrets: &secrets,
         masker: masker.clone(),
+        plan_only: opts.plan_only,
     }));
     let ctx = Arc::new(RunContext {
         executor: runtime,

@@ -45,6 +45,109 @@ pub struct Target {
     /// `[targets.X.databases.NAME]`: databases a stage granted `databases`
     /// may open by name; the host holds the URL and its credentials.
     pub databases: BTreeMap<String, DatabaseSpec>,
+    /// `[targets.X.kubernetes]`: the cluster a stage granted `kubernetes`
+    /// talks to; the host holds its kubeconfig.
+    pub kubernetes: Option<ClusterSpec>,
+}
+
+/// A Kubernetes cluster declared by a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSpec {
+    pub kubeconfig: KubeconfigSource,
+    /// The kubeconfig context (default: its current context).
+    pub context: Option<String>,
+    /// Namespace of objects that name none.
+    pub namespace: String,
+}
+
+/// Where the host reads the cluster's credentials from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeconfigSource {
+    /// `kubeconfig = "path"` (absolute after validation).
+    File(PathBuf),
+    /// `kubeconfig = { host_env = "KUBECONFIG" }`: a path in the runner's environment.
+    HostEnv(String),
+    /// `kubeconfig = { in_cluster = true }`: the pod's service account.
+    InCluster,
+}
+
+/// `grants.kubernetes = { namespaces = […], kinds = […] }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KubernetesGrant {
+    /// Namespaces the stage may change objects in (and create, as `Namespace` objects).
+    pub namespaces: BTreeSet<String>,
+    /// Kinds (from [`KUBE_KINDS`]) the stage may apply, read and delete.
+    pub kinds: BTreeSet<String>,
+}
+
+impl KubernetesGrant {
+    /// `Namespace` objects count as cluster-scoped; everything else needs a namespace.
+    pub fn allows_namespace(&self, ns: &str) -> bool {
+        self.namespaces.contains(ns)
+    }
+    pub fn allows_kind(&self, kind: &str) -> bool {
+        self.kinds.contains(kind)
+    }
+}
+
+/// A kind the `kubernetes` capability knows without asking the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KubeKind {
+    pub kind: &'static str,
+    /// `v1`, `apps/v1`, …
+    pub api_version: &'static str,
+    pub plural: &'static str,
+    pub namespaced: bool,
+}
+
+const fn kk(kind: &'static str, api_version: &'static str, plural: &'static str) -> KubeKind {
+    KubeKind {
+        kind,
+        api_version,
+        plural,
+        namespaced: true,
+    }
+}
+
+/// The kinds a stage can be granted: workloads and their configuration.
+/// Cluster-wide kinds other than `Namespace` (roles, CRDs, nodes) are not
+/// grantable, so a deploy stage can never widen its own reach.
+pub const KUBE_KINDS: &[KubeKind] = &[
+    KubeKind {
+        kind: "Namespace",
+        api_version: "v1",
+        plural: "namespaces",
+        namespaced: false,
+    },
+    kk("ConfigMap", "v1", "configmaps"),
+    kk("Secret", "v1", "secrets"),
+    kk("Service", "v1", "services"),
+    kk("ServiceAccount", "v1", "serviceaccounts"),
+    kk("PersistentVolumeClaim", "v1", "persistentvolumeclaims"),
+    kk("Deployment", "apps/v1", "deployments"),
+    kk("StatefulSet", "apps/v1", "statefulsets"),
+    kk("DaemonSet", "apps/v1", "daemonsets"),
+    kk("Job", "batch/v1", "jobs"),
+    kk("CronJob", "batch/v1", "cronjobs"),
+    kk("Ingress", "networking.k8s.io/v1", "ingresses"),
+    kk("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies"),
+    kk(
+        "HorizontalPodAutoscaler",
+        "autoscaling/v2",
+        "horizontalpodautoscalers",
+    ),
+    kk("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets"),
+    kk("Role", "rbac.authorization.k8s.io/v1", "roles"),
+    kk(
+        "RoleBinding",
+        "rbac.authorization.k8s.io/v1",
+        "rolebindings",
+    ),
+];
+
+/// The grantable kind named `kind`.
+pub fn kube_kind(kind: &str) -> Option<&'static KubeKind> {
+    KUBE_KINDS.iter().find(|k| k.kind == kind)
 }
 
 /// A database declared by a target.
@@ -208,6 +311,8 @@ pub struct Grants {
     pub databases: DatabaseScope,
     /// With `containers`: the Docker project and the host paths it may use.
     pub containers: Option<ContainerGrant>,
+    /// With `kubernetes`: the namespaces and kinds the stage may touch.
+    pub kubernetes: Option<KubernetesGrant>,
 }
 
 /// `grants.containers = { project = "…", build_contexts = […], bind_mounts = […] }`.

@@ -258,6 +258,41 @@ fn multiple_errors() {
 }
 
 #[test]
+fn kubernetes_grants_and_clusters_are_checked_where_they_are_written() {
+    let text = r#"[pipeline]
+name = "k"
+default_target = "local"
+[targets.local]
+[targets.staging.kubernetes]
+kubeconfig = { host_env = "KUBECONFIG" }
+namespace = "Bad_NS"
+[stages.deploy]
+plugin = "builtin:repo-check"
+grants = { kubernetes = { namespaces = ["neuroerp"], kinds = ["Deploymnet", "ClusterRole"] } }
+"#;
+    let d = parse_str(text, Path::new("pipeline.toml"), &opts()).unwrap_err();
+    let found: Vec<(usize, usize, &str)> =
+        d.0.iter()
+            .map(|e| (e.line, e.col, e.message.as_str()))
+            .collect();
+    assert_eq!(
+        found,
+        [
+            (7, 13, "invalid namespace name `Bad_NS`"),
+            // At the grant; not again for `staging`, whose cluster is invalid.
+            (
+                10,
+                25,
+                "stage `deploy` is granted `kubernetes` and runs on target `local`, which declares no cluster"
+            ),
+            (10, 63, "kind `Deploymnet` cannot be granted"),
+            (10, 77, "kind `ClusterRole` cannot be granted"),
+        ]
+    );
+    assert_eq!(d.0[2].help.as_deref(), Some("did you mean `Deployment`?"));
+}
+
+#[test]
 fn valid_full() {
     let dir = fixtures();
     let path = dir.join("valid/full.toml");
@@ -366,6 +401,22 @@ fn valid_full() {
         ]
     );
     assert_eq!(g.capabilities, BTreeSet::from([Capability::Kubernetes]));
+    let k = g.kubernetes.as_ref().unwrap();
+    assert_eq!(
+        k.namespaces,
+        BTreeSet::from(["neuroerp-staging".to_string()])
+    );
+    assert_eq!(
+        k.kinds,
+        BTreeSet::from(["Deployment".to_string(), "Service".to_string()])
+    );
+    let cluster = p.targets["staging"].kubernetes.as_ref().unwrap();
+    assert_eq!(
+        cluster.kubeconfig,
+        KubeconfigSource::HostEnv("KUBECONFIG".into())
+    );
+    assert_eq!(cluster.context.as_deref(), Some("staging"));
+    assert_eq!(cluster.namespace, "neuroerp-staging");
 
     assert_eq!(
         health.plugin,

@@ -18,13 +18,22 @@ use super::diagnostic::{Diagnostic, Diagnostics};
 use super::model::*;
 use super::values::{self, ValueError};
 
+mod kubernetes;
+
 type Span = Range<usize>;
 type Key<'i> = Spanned<DeString<'i>>;
 type Val<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &["pipeline", "targets", "secrets", "stages"];
 const PIPELINE_KEYS: &[&str] = &["name", "description", "default_target", "timeout"];
-const TARGET_KEYS: &[&str] = &["description", "settings", "services", "jobs", "databases"];
+const TARGET_KEYS: &[&str] = &[
+    "description",
+    "settings",
+    "services",
+    "jobs",
+    "databases",
+    "kubernetes",
+];
 const DATABASE_KEYS: &[&str] = &["url"];
 const SERVICE_KEYS: &[&str] = &["program", "args", "env", "cwd", "port", "ready", "needs"];
 const JOB_KEYS: &[&str] = &["program", "args", "env", "cwd", "timeout"];
@@ -87,6 +96,7 @@ pub(crate) fn validate(
         base_dir: base_dir(path),
         opts,
         errors: Vec::new(),
+        clusters_written: BTreeSet::new(),
     };
     let pipeline = v.document(root.get_ref());
     if v.errors.is_empty() {
@@ -123,6 +133,9 @@ struct Validator<'a> {
     base_dir: PathBuf,
     opts: &'a LoadOptions,
     errors: Vec<Error>,
+    /// Targets with a `kubernetes` table, valid or not (an invalid one is
+    /// reported once, where it is written, not again at every grant).
+    clusters_written: BTreeSet<String>,
 }
 
 /// Entries of a table in source order (the map itself is sorted by key).
@@ -455,6 +468,7 @@ impl<'a> Validator<'a> {
                 .get("databases")
                 .map(|v| self.databases(name, v))
                 .unwrap_or_default();
+            let kubernetes = tt.get("kubernetes").and_then(|v| self.cluster(name, v));
             out.insert(
                 name.to_string(),
                 Target {
@@ -464,6 +478,7 @@ impl<'a> Validator<'a> {
                     services,
                     jobs,
                     databases,
+                    kubernetes,
                 },
             );
         }
@@ -880,7 +895,7 @@ impl<'a> Validator<'a> {
             stage.with = self.json(v);
         }
         stage.grants = match t.get("grants") {
-            Some(v) => self.grants(name, v, p),
+            Some(v) => self.grants(name, v, p, stage.when.as_ref()),
             None => Grants {
                 addresses: default_addresses(),
                 ..Grants::default()
@@ -1026,7 +1041,13 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn grants(&mut self, stage: &str, v: &Val<'_>, p: &Pipeline) -> Grants {
+    fn grants(
+        &mut self,
+        stage: &str,
+        v: &Val<'_>,
+        p: &Pipeline,
+        when: Option<&BTreeSet<String>>,
+    ) -> Grants {
         let mut g = Grants {
             addresses: default_addresses(),
             ..Grants::default()
@@ -1136,6 +1157,18 @@ impl<'a> Validator<'a> {
                 (Capability::Containers, DeValue::Table(ct)) => {
                     g.containers = self.container_grant(stage, ct, v);
                     g.containers.is_some()
+                }
+                (Capability::Kubernetes, DeValue::Table(kt)) => {
+                    g.kubernetes = self.kubernetes_grant(stage, v, kt, p, when);
+                    g.kubernetes.is_some()
+                }
+                (Capability::Kubernetes, DeValue::Boolean(true)) => {
+                    self.error(
+                        v.span(),
+                        format!("`kubernetes` of stage `{stage}` needs namespaces and kinds"),
+                        Some(kubernetes::GRANT_HELP.into()),
+                    );
+                    false
                 }
                 (Capability::Containers, DeValue::Boolean(true)) => {
                     self.error(

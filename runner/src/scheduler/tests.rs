@@ -130,6 +130,7 @@ async fn run(timeout: &str, stages: &str, jobs: usize, interrupt_at: Option<Dura
         base_dir: dir.path(),
         secrets: &BTreeMap::new(),
         masker: masker.clone(),
+        plan_only: false,
     }));
     let t0 = Instant::now();
     let executor = Arc::new(Scripted {

@@ -26,6 +26,11 @@ impl Maskable for String {
     }
 }
 
+/// No text in it.
+impl Maskable for bool {
+    fn mask_with(&mut self, _: &Masker) {}
+}
+
 impl Maskable for serde_json::Value {
     fn mask_with(&mut self, m: &Masker) {
         m.mask_json(self);

@@ -13,12 +13,10 @@
 //! Adding a capability touches its WIT interface, its grant in the pipeline
 //! model, its own module, and the lines here that name it. The sandbox, the
 //! scheduler and the run know only [`Registry`] and [`Sessions`].
-//!
-//! The engine behind `kubernetes` (kube) is still to come; until it is, a
-//! granted call returns an error that says so, rather than pretending to work.
 
 pub mod containers;
 pub mod databases;
+pub mod kubernetes;
 pub mod processes;
 
 use std::collections::BTreeMap;
@@ -29,7 +27,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::effects::EffectLog;
 use crate::host::bindings::valero::stage::{
-    containers as containers_api, databases as databases_api, kubernetes,
+    containers as containers_api, databases as databases_api, kubernetes as kubernetes_api,
     processes as processes_api,
 };
 use crate::host::log::StageLog;
@@ -38,6 +36,7 @@ use crate::secrets::Masker;
 
 use containers::ContainerSession;
 use databases::{DatabaseCatalog, DatabaseSession};
+use kubernetes::{Cluster, KubernetesSession};
 use processes::{ProcessSession, Supervisor};
 
 /// What a run's capabilities are built from.
@@ -50,12 +49,15 @@ pub struct RunScope<'a> {
     /// Resolved secret values by name.
     pub secrets: &'a BTreeMap<String, String>,
     pub masker: Arc<Masker>,
+    /// `valero plan`: capabilities change nothing (Kubernetes applies are dry runs).
+    pub plan_only: bool,
 }
 
 /// The run-scoped state of every capability.
 pub struct Registry {
     processes: Arc<Supervisor>,
     databases: Arc<DatabaseCatalog>,
+    kubernetes: Arc<Cluster>,
     base_dir: PathBuf,
     masker: Arc<Masker>,
 }
@@ -98,6 +100,7 @@ impl Registry {
             databases: Arc::new(
                 DatabaseCatalog::resolve(scope.target, scope.secrets).in_run_dir(scope.run_dir),
             ),
+            kubernetes: Arc::new(Cluster::for_target(scope.target, scope.plan_only)),
             base_dir: scope.base_dir.to_path_buf(),
             masker: scope.masker,
         }
@@ -128,7 +131,18 @@ impl Registry {
                         attempt.effects.clone(),
                     )
                 }),
-            kubernetes: granted(Capability::Kubernetes).then_some(KubernetesSession),
+            kubernetes: grants
+                .kubernetes
+                .clone()
+                .filter(|_| granted(Capability::Kubernetes))
+                .map(|grant| {
+                    KubernetesSession::new(
+                        self.kubernetes.clone(),
+                        grant,
+                        attempt.log.stage.clone(),
+                        self.masker.clone(),
+                    )
+                }),
         }
     }
 
@@ -187,27 +201,12 @@ pub fn link<T: HasSessions>(cap: Capability, linker: &mut Linker<T>) -> wasmtime
             linker,
             containers_of::<T>,
         ),
-        Capability::Kubernetes => {
-            kubernetes::add_to_linker::<T, HasSelf<KubernetesSession>>(linker, kubernetes_of::<T>)
-        }
+        Capability::Kubernetes => kubernetes_api::add_to_linker::<T, HasSelf<KubernetesSession>>(
+            linker,
+            kubernetes_of::<T>,
+        ),
         Capability::Databases => {
             databases_api::add_to_linker::<T, HasSelf<DatabaseSession>>(linker, databases_of::<T>)
         }
-    }
-}
-
-/// `kubernetes` until its engine exists.
-pub struct KubernetesSession;
-
-impl kubernetes::Host for KubernetesSession {
-    async fn call(
-        &mut self,
-        _op: String,
-        _req: String,
-    ) -> wasmtime::Result<Result<String, String>> {
-        Ok(Err(format!(
-            "the `{}` capability is granted but has no engine in this valero build yet",
-            Capability::Kubernetes.name()
-        )))
     }
 }
