@@ -17,6 +17,8 @@
 pub mod diff;
 pub mod policy;
 pub mod status;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
