@@ -91,25 +91,13 @@ fn project(pipeline: &str) -> Project {
 }
 
 fn run(p: &Project, extra: &[&str]) -> (i32, Value, String) {
-    let report_path = p.path().join("report.json");
-    let _ = std::fs::remove_file(&report_path);
-    let mut args = vec!["run", "--progress", "plain", "--report", "json=report.json"];
-    args.extend_from_slice(extra);
-    let out = p
-        .command(&args)
-        .env("KUBECONFIG", kubeconfig())
-        .output()
-        .unwrap();
-    let report = std::fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
+    let (code, report, out) = p.run_with_env(extra, &[("KUBECONFIG", &kubeconfig())]);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.code().unwrap_or(-1), report, text)
+    (code, report, text)
 }
 
 fn plan(p: &Project, extra: &[&str]) -> (i32, String) {

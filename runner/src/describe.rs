@@ -149,17 +149,19 @@ fn grants(g: &Grants) -> String {
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
                 parts.push(format!("databases [{}]", names.join(", ")));
             }
-            (crate::pipeline::Capability::Kubernetes, _) if g.kubernetes.is_some() => {
-                if let Some(k) = &g.kubernetes {
-                    let join = |v: &std::collections::BTreeSet<String>| {
-                        v.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
-                    };
-                    parts.push(format!(
-                        "kubernetes (namespaces [{}]; kinds [{}])",
-                        join(&k.namespaces),
-                        join(&k.kinds)
-                    ));
-                }
+            (crate::pipeline::Capability::Kubernetes, _) => {
+                let Some(k) = &g.kubernetes else {
+                    parts.push(c.name().to_string());
+                    continue;
+                };
+                let join = |v: &std::collections::BTreeSet<String>| {
+                    v.iter().map(String::as_str).collect::<Vec<_>>().join(", ")
+                };
+                parts.push(format!(
+                    "kubernetes (namespaces [{}]; kinds [{}])",
+                    join(&k.namespaces),
+                    join(&k.kinds)
+                ));
             }
             (crate::pipeline::Capability::Containers, _) => {
                 let Some(c) = &g.containers else {

@@ -75,11 +75,20 @@ impl Project {
 
     /// `valero run` with a JSON report; returns (exit code, report, output).
     pub fn run(&self, extra: &[&str]) -> (i32, Value, Output) {
+        self.run_with_env(extra, &[])
+    }
+
+    /// [`Project::run`] with these variables in valero's environment.
+    pub fn run_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> (i32, Value, Output) {
         let report_path = self.path().join("report.json");
         let _ = std::fs::remove_file(&report_path);
         let mut args = vec!["run", "--progress", "plain", "--report", "json=report.json"];
         args.extend_from_slice(extra);
-        let out = self.command(&args).output().expect("run valero");
+        let out = self
+            .command(&args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run valero");
         let report = std::fs::read_to_string(&report_path)
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())

@@ -5,8 +5,8 @@
 
 use serde_json::{Map, Value};
 
-/// Paths under `metadata` the server maintains.
-const SERVER_METADATA: &[&str] = &[
+/// Paths under `metadata` the server maintains (a restore sends none of them).
+pub const SERVER_METADATA: &[&str] = &[
     "managedFields",
     "resourceVersion",
     "generation",

@@ -206,14 +206,8 @@ fn strip_server_fields(obj: &mut Value) {
         m.remove("status");
     }
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-        for k in [
-            "resourceVersion",
-            "uid",
-            "managedFields",
-            "creationTimestamp",
-            "generation",
-        ] {
-            meta.remove(k);
+        for k in diff::SERVER_METADATA {
+            meta.remove(*k);
         }
     }
 }
@@ -267,13 +261,7 @@ impl KubernetesSession {
 
     /// The namespace a read of pods or events goes to, if granted.
     fn read_namespace(&self, namespace: &str) -> Result<String, Error> {
-        let pods = KubeKind {
-            kind: "Pod",
-            api_version: "v1",
-            plural: "pods",
-            namespaced: true,
-        };
-        Ok(self.policy().namespace(&pods, namespace)?)
+        Ok(self.policy().granted_namespace(namespace)?)
     }
 
     async fn apply(&self, manifest: &str, options: ApplyOptions) -> Result<Applied, Error> {
@@ -461,14 +449,7 @@ impl KubernetesSession {
 
     async fn events(&self, r: &ObjectRef, limit: u32) -> Result<Vec<Event>, Error> {
         let ns = self.read_namespace(&r.namespace)?;
-        if !policy::valid_name(&r.name) || !r.kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(policy::Denial {
-                rule: "name",
-                detail: format!("`{}/{}` is not a valid object", r.kind, r.name),
-                grantable: false,
-            }
-            .into());
-        }
+        self.policy().involved(&r.kind, &r.name)?;
         let client = self.cluster.client().await?;
         let api: Api<CoreEvent> = Api::namespaced(client, &ns);
         let params = ListParams::default().fields(&format!(

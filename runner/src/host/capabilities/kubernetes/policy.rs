@@ -99,6 +99,12 @@ impl Policy<'_> {
         if !kind.namespaced {
             return Ok(String::new());
         }
+        self.granted_namespace(namespace)
+    }
+
+    /// `namespace` (the target's default when empty), if granted: also the
+    /// scope of the diagnostic reads (pods, their logs, events).
+    pub fn granted_namespace(&self, namespace: &str) -> Result<String, Denial> {
         let ns = if namespace.is_empty() {
             self.default_namespace
         } else {
@@ -114,6 +120,19 @@ impl Policy<'_> {
             ));
         }
         Ok(ns.to_string())
+    }
+
+    /// The object events are read about: any kind (pods included), a valid
+    /// name; both go into a field selector.
+    pub fn involved(&self, kind: &str, name: &str) -> Result<(), Denial> {
+        if valid_name(name) && !kind.is_empty() && kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            Ok(())
+        } else {
+            Err(refused(
+                "name",
+                format!("`{kind}/{name}` is not a valid object"),
+            ))
+        }
     }
 
     /// A whole reference: kind, namespace, name.
